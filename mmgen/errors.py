@@ -1,0 +1,254 @@
+"""The one exception tree of mmgen.
+
+Every error mmgen raises on purpose is an :class:`MmgenError`. Each knows the exit code the
+command line maps it to and gives a one-line message that says what to do about it. Only
+``mmgen/cli.py`` turns them into exit codes; nothing below it prints.
+
+::
+
+    MmgenError                      exit 2 unless noted
+    ├── UsageError                  bad option values, missing API key, nothing to do
+    ├── SpecError                   one or more job-file problems (``problems``: list of Problem)
+    ├── StateError                  the out dir / outcome records cannot be used
+    │   └── LockedError             another runner holds the out dir's lock        (exit 1)
+    ├── ApiError                    MiniMax answered with a non-zero base_resp code  (exit 1)
+    │   ├── AuthError               1004, 2049: the key is wrong or not allowed
+    │   ├── BalanceError            1008: insufficient balance
+    │   ├── QuotaError              2056: usage limit of the current window
+    │   ├── RateLimitError          1002, 1039, 1041, 2045 (and HTTP 429): retryable
+    │   ├── ContentError            1026, 1027: sensitive input or output
+    │   ├── InvalidRequestError     2013, 1042: the request body was refused
+    │   └── ServerError             1000, 1001, 1013, 1024, 1033 (and HTTP 5xx): retryable
+    ├── TransportError              network failure talking to the API               (exit 1)
+    │   └── AmbiguousSubmitError    the create call may or may not have reached MiniMax
+    ├── DownloadError               the video could not be fetched or was incomplete (exit 1)
+    ├── TaskFailedError             the task ended with status Fail                  (exit 1)
+    └── JobTimeoutError             the job did not finish within --timeout          (exit 1)
+
+Exit codes: 0 success, 1 a job (or the API) failed, 2 bad input or usage, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One problem found in a job file, located at the offending value.
+
+    ``line`` and ``column`` are 1-based; ``field`` is a dotted path such as
+    ``jobs.0.subject_reference.0.image.0`` (empty for the document itself).
+    """
+
+    file: str
+    line: int
+    column: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        field = self.field or "(document)"
+        return f"{self.file}:{self.line}:{self.column}: {field}: {self.message}"
+
+
+class MmgenError(Exception):
+    """Base class of every error mmgen raises on purpose."""
+
+    exit_code: int = EXIT_USAGE
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def one_line(self) -> str:
+        """The message shown to a user: what happened, then what to do."""
+        if self.hint:
+            return f"{self.message} ({self.hint})"
+        return self.message
+
+
+class UsageError(MmgenError):
+    """The command was called in a way that cannot work (bad option, missing API key...)."""
+
+
+class SpecError(MmgenError):
+    """Job files have problems; ``problems`` lists every one of them."""
+
+    def __init__(self, problems: Sequence[Problem]) -> None:
+        self.problems = sorted(problems)
+        count = len(self.problems)
+        super().__init__(f"{count} problem{'s' if count != 1 else ''} in job files")
+
+
+class StateError(MmgenError):
+    """The outcome records in the out dir cannot be read or written."""
+
+
+class LockedError(StateError):
+    """Another mmgen process holds the lock of the out dir."""
+
+    exit_code = EXIT_FAILED
+
+
+# --- talking to MiniMax ---------------------------------------------------------------------
+
+#: What to tell a user for each documented base_resp code.
+API_HINTS: dict[int, str] = {
+    1000: "unknown error on MiniMax's side; retried, try again later",
+    1001: "MiniMax timed out; retried, try again later",
+    1002: "rate limited; lower --rpm or --concurrency",
+    1004: "check MINIMAX_API_KEY and that it belongs to this account/region (MINIMAX_BASE_URL)",
+    1008: "insufficient balance: top up the MiniMax account, then run again",
+    1013: "MiniMax internal error; retried, try again later",
+    1024: "MiniMax internal error; retried, try again later",
+    1026: "the prompt or image was flagged as sensitive: change the job file",
+    1027: "the generated video was flagged as sensitive: change the prompt or image",
+    1033: "MiniMax system error; retried, try again later",
+    1039: "token limit reached; retried, try again later",
+    1041: "connection limit reached; lower --concurrency",
+    1042: "the prompt has too many invisible characters: clean the job file",
+    2013: "MiniMax refused the request parameters: run `mmgen validate` and check the job file",
+    2045: "request rate grew too fast; lower --rpm",
+    2049: "the API key is invalid: check MINIMAX_API_KEY",
+    2056: "usage limit of the current 5-hour window reached: wait for it to reset",
+}
+
+RETRYABLE_CODES = frozenset({1000, 1001, 1002, 1013, 1024, 1033, 1039, 1041, 2045})
+
+
+class ApiError(MmgenError):
+    """MiniMax answered with a non-zero ``base_resp.status_code`` (or an HTTP error status)."""
+
+    exit_code = EXIT_FAILED
+
+    def __init__(
+        self,
+        code: int,
+        message: str,
+        *,
+        trace_id: str | None = None,
+        http_status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.code = code
+        self.status_msg = message
+        self.trace_id = trace_id
+        self.http_status = http_status
+        self.retry_after = retry_after
+        text = f"MiniMax error {code}: {message}"
+        if trace_id:
+            text += f" [trace {trace_id}]"
+        super().__init__(text, hint=API_HINTS.get(code))
+
+    @property
+    def retryable(self) -> bool:
+        return self.code in RETRYABLE_CODES or (
+            self.http_status is not None and (self.http_status == 429 or self.http_status >= 500)
+        )
+
+
+class AuthError(ApiError):
+    """1004 / 2049: the API key is missing, wrong or not allowed."""
+
+
+class BalanceError(ApiError):
+    """1008: the account has no balance left."""
+
+
+class QuotaError(ApiError):
+    """2056: the usage limit of the current window is reached."""
+
+
+class RateLimitError(ApiError):
+    """1002, 1039, 1041, 2045 or HTTP 429: slow down and retry."""
+
+
+class ContentError(ApiError):
+    """1026 / 1027: sensitive content in the input or the generated video."""
+
+
+class InvalidRequestError(ApiError):
+    """2013 / 1042: the request body was refused."""
+
+
+class ServerError(ApiError):
+    """1000, 1001, 1013, 1024, 1033 or HTTP 5xx: MiniMax-side failure, retryable."""
+
+
+_CODE_CLASSES: dict[int, type[ApiError]] = {
+    1004: AuthError,
+    2049: AuthError,
+    1008: BalanceError,
+    2056: QuotaError,
+    1002: RateLimitError,
+    1039: RateLimitError,
+    1041: RateLimitError,
+    2045: RateLimitError,
+    1026: ContentError,
+    1027: ContentError,
+    2013: InvalidRequestError,
+    1042: InvalidRequestError,
+    1000: ServerError,
+    1001: ServerError,
+    1013: ServerError,
+    1024: ServerError,
+    1033: ServerError,
+}
+
+
+def api_error(
+    code: int,
+    message: str,
+    *,
+    trace_id: str | None = None,
+    http_status: int | None = None,
+    retry_after: float | None = None,
+) -> ApiError:
+    """Build the typed :class:`ApiError` for a ``base_resp`` code (or HTTP status)."""
+    cls = _CODE_CLASSES.get(code)
+    if cls is None and http_status is not None:
+        if http_status == 429:
+            cls = RateLimitError
+        elif http_status >= 500:
+            cls = ServerError
+        elif http_status in (401, 403):
+            cls = AuthError
+    return (cls or ApiError)(
+        code, message, trace_id=trace_id, http_status=http_status, retry_after=retry_after
+    )
+
+
+class TransportError(MmgenError):
+    """The network failed while talking to MiniMax (connect, read, protocol errors)."""
+
+    exit_code = EXIT_FAILED
+
+
+class AmbiguousSubmitError(TransportError):
+    """The create call failed after it was sent: the task may or may not exist on MiniMax."""
+
+
+class DownloadError(MmgenError):
+    """The video could not be downloaded, or arrived incomplete."""
+
+    exit_code = EXIT_FAILED
+
+
+class TaskFailedError(MmgenError):
+    """MiniMax reported the task as ``Fail``."""
+
+    exit_code = EXIT_FAILED
+
+
+class JobTimeoutError(MmgenError):
+    """The job did not reach a terminal state within its timeout."""
+
+    exit_code = EXIT_FAILED
