@@ -237,9 +237,26 @@ class AmbiguousSubmitError(TransportError):
 
 
 class DownloadError(MmgenError):
-    """The video could not be downloaded, or arrived incomplete."""
+    """The video could not be downloaded, or arrived incomplete.
+
+    ``url_expired`` is true when the download URL answered 403, 404 or 410: it has most likely
+    expired (MiniMax's URLs live one hour), so retrieve the file again for a fresh URL.
+    ``http_status`` is the status of the download answer, when there was one.
+    """
 
     exit_code = EXIT_FAILED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        url_expired: bool = False,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.url_expired = url_expired
+        self.http_status = http_status
 
 
 class TaskFailedError(MmgenError):
