@@ -1,0 +1,259 @@
+"""Durable outcome records: the reconcile state of an out dir.
+
+Storage: ``<out>/records.jsonl``, an append-only journal. Each line is a complete snapshot of one
+record (one job name at one ``spec_hash``); the latest line for a key wins. Every append is one
+``write`` of a whole line followed by ``fsync``, so a record step, once :meth:`RecordStore.put`
+returns, survives SIGKILL and power loss. A line torn by a crash in the middle of a write is
+never acknowledged to anyone; it is dropped (and cut off the file) when the store is next opened
+for writing.
+
+Why a journal rather than SQLite: the records are an artifact users keep (CI artifacts, or
+committed back to the repository). A JSON-lines file is readable, diffable and mergeable in
+git, needs no tool to inspect, and an fsync'd append is exactly the durability the run needs.
+The journal is compacted (one line per record, atomic rewrite) when it has grown well past the
+number of records.
+
+Two runners on the same out dir are kept apart by an exclusive ``flock`` on ``<out>/.lock``,
+held for the whole run; :class:`LockedError` tells the second one to wait.
+
+States (``Record.state``)::
+
+    submitting ──▶ submitted ──▶ success
+        │              │  └────▶ failed
+        │              └─(timeout, download error: stays submitted, error set; resumed later)
+        └──▶ unknown  (crashed between "submitting" and the task id; or an ambiguous create)
+    (any) ──▶ failed  (create refused: no task id)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from mmgen.errors import LockedError, StateError
+
+State = Literal["submitting", "submitted", "success", "failed", "unknown"]
+STATES: tuple[State, ...] = ("submitting", "submitted", "success", "failed", "unknown")
+
+JOURNAL = "records.jsonl"
+LOCK = ".lock"
+
+
+def utc_now() -> str:
+    """Timestamps in records: ISO 8601, UTC, second precision."""
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class RecordError:
+    """Why a job failed. ``code`` is MiniMax's base_resp code (int) or one of mmgen's own
+    conditions (str): ``task_failed``, ``timeout``, ``download``, ``transport``,
+    ``ambiguous_submit``, ``interrupted``."""
+
+    code: int | str
+    message: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """The outcome record of one job at one spec hash (the ``mmgen status`` JSON object)."""
+
+    job: str
+    spec: str
+    spec_hash: str
+    state: State
+    task_id: str | None = None
+    file_id: str | None = None
+    video: str | None = None  # path inside the out dir
+    sha256: str | None = None
+    bytes: int | None = None
+    width: int | None = None
+    height: int | None = None
+    error: RecordError | None = None
+    submitted_at: str | None = None
+    finished_at: str | None = None
+    updated_at: str = field(default_factory=utc_now)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.job, self.spec_hash)
+
+    def evolve(self, **changes: Any) -> Record:
+        """A copy with ``changes`` applied and ``updated_at`` refreshed."""
+        changes.setdefault("updated_at", utc_now())
+        return replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Record:
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        known = {f.name for f in fields(cls)}
+        missing = {"job", "spec", "spec_hash", "state"} - data.keys()
+        if missing:
+            raise ValueError(f"missing {', '.join(sorted(missing))}")
+        if data["state"] not in STATES:
+            raise ValueError(f"unknown state {data['state']!r}")
+        values = {k: v for k, v in data.items() if k in known}
+        error = values.get("error")
+        if error is not None:
+            values["error"] = RecordError(code=error["code"], message=str(error["message"]))
+        return cls(**values)
+
+
+class RecordStore:
+    """The outcome records of one out dir. Reads need no lock; writes need :meth:`lock`."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = Path(out_dir)
+        self.path = self.out_dir / JOURNAL
+        self._records: dict[tuple[str, str], Record] = {}
+        self._lines = 0
+        self._lock_fd: int | None = None
+        self._fd: int | None = None
+        self._load()
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        self._records.clear()
+        self._lines = 0
+        self._torn_tail = False
+        try:
+            raw = self.path.read_bytes()
+        except FileNotFoundError:
+            return
+        except OSError as err:
+            raise StateError(f"cannot read {self.path}: {err.strerror}") from err
+        lines = raw.split(b"\n")
+        torn_tail = lines[-1] != b""  # the last write did not finish
+        complete = lines[:-1]
+        for number, line in enumerate(complete, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = Record.from_json(json.loads(line))
+            except (ValueError, KeyError, TypeError) as err:
+                raise StateError(
+                    f"{self.path}:{number}: corrupt outcome record ({err})",
+                    hint="fix or remove that line; the other records are intact",
+                ) from err
+            self._records[record.key] = record
+            self._lines += 1
+        self._torn_tail = torn_tail
+
+    def records(self) -> list[Record]:
+        """Every record, ordered by job name then submission time."""
+        return sorted(self._records.values(), key=lambda r: (r.job, r.submitted_at or ""))
+
+    def get(self, job: str, spec_hash: str) -> Record | None:
+        return self._records.get((job, spec_hash))
+
+    def for_job(self, job: str) -> list[Record]:
+        """All records of one job name, oldest update first."""
+        return sorted(
+            (r for r in self._records.values() if r.job == job), key=lambda r: r.updated_at
+        )
+
+    # --- writing ---------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RecordStore]:
+        """Hold the out dir for writing; fails at once if another runner has it."""
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            lock_fd = os.open(self.out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise StateError(f"cannot use out dir {self.out_dir}: {err.strerror}") from err
+        try:
+            fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(lock_fd)
+            raise LockedError(
+                f"another mmgen process is using {self.out_dir}",
+                hint="wait for it to finish, or use another --out",
+            ) from None
+        self._lock_fd = lock_fd
+        try:
+            self._load()  # what the previous holder wrote
+            self._open_journal()
+            yield self
+        finally:
+            self._close_journal()
+            self._lock_fd = None
+            fcntl.flock(lock_fd, fcntl.LOCK_UN)
+            os.close(lock_fd)
+
+    def _open_journal(self) -> None:
+        existed = self.path.exists()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        if self._torn_tail:  # cut off the half-written line of a crashed writer
+            os.ftruncate(fd, self.path.read_bytes().rfind(b"\n") + 1)
+            os.fsync(fd)
+            self._torn_tail = False
+        if not existed:
+            _fsync_dir(self.out_dir)
+        self._fd = fd
+        if self._lines > 2 * len(self._records) + 100:
+            self.compact()
+
+    def _close_journal(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def put(self, record: Record) -> Record:
+        """Durably record ``record`` (append + fsync) before returning it."""
+        if self._fd is None:
+            raise StateError("outcome records are not open for writing (no lock held)")
+        line = json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
+        data = line.encode("utf-8")
+        written = 0
+        while written < len(data):
+            written += os.write(self._fd, data[written:])
+        os.fsync(self._fd)
+        self._records[record.key] = record
+        self._lines += 1
+        return record
+
+    def compact(self) -> None:
+        """Rewrite the journal with one line per record, atomically."""
+        if self._fd is None:
+            raise StateError("outcome records are not open for writing (no lock held)")
+        fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".records.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                for record in self.records():
+                    handle.write(
+                        json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":"))
+                        + "\n"
+                    )
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(tmp, self.path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+        _fsync_dir(self.out_dir)
+        os.close(self._fd)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
+        self._lines = len(self._records)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
