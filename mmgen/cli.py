@@ -6,18 +6,24 @@ codes. Nothing here holds business logic; everything below this module is free o
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import json
 import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ParamSpec, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
+from rich.console import Console
 
 from mmgen import __version__
-from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError
+from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError, UsageError
+
+if TYPE_CHECKING:
+    from mmgen.spec import JobSpec
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -47,8 +53,8 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
         except MmgenError as err:
             _report_error(err)
             sys.exit(err.exit_code)
-        except KeyboardInterrupt:
-            click.echo("mmgen: interrupted", err=True)
+        except (KeyboardInterrupt, asyncio.CancelledError):
+            click.echo("mmgen: interrupted; the next run resumes where this one stopped", err=True)
             sys.exit(EXIT_INTERRUPTED)
         except OSError as err:
             click.echo(f"mmgen: error: {err.strerror or err}: {err.filename or ''}", err=True)
@@ -83,3 +89,225 @@ def schema() -> None:
     from mmgen.schemas import JOB_SCHEMA, load_schema
 
     click.echo(json.dumps(load_schema(JOB_SCHEMA), indent=2, ensure_ascii=False))
+
+
+# --- plan / run / status ---------------------------------------------------------------------
+
+OUT_OPTION = click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("mmgen-out"),
+    show_default=True,
+    help="Folder of the videos and the outcome records.",
+)
+PATHS_ARGUMENT = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+
+
+def _console(stderr: bool = False) -> Console:
+    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+
+
+def _load(paths: tuple[Path, ...]) -> list[JobSpec]:
+    from mmgen.spec import load_jobs
+
+    return load_jobs(list(paths))
+
+
+def _parse_listen(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(f"--listen {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8787")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def _positive(name: str, value: float | None, *, allow_zero: bool = False) -> None:
+    if value is not None and (value < 0 or (value == 0 and not allow_zero)):
+        raise UsageError(f"{name} must be {'0 or more' if allow_zero else 'positive'}")
+
+
+@main.command("plan")
+@PATHS_ARGUMENT
+@OUT_OPTION
+@click.option("--replace", multiple=True, metavar="NAME", help="Treat job NAME as to regenerate.")
+@click.option("--resubmit-unknown", is_flag=True, help="Plan interrupted submits as submit.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@handle_errors
+def plan_command(
+    paths: tuple[Path, ...],
+    out_dir: Path,
+    replace: tuple[str, ...],
+    resubmit_unknown: bool,
+    fmt: str,
+) -> None:
+    """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
+    from mmgen.records import RecordStore
+    from mmgen.report import render_plan
+    from mmgen.runner import plan
+
+    jobs = _load(paths)
+    _check_replace(replace, jobs)
+    items = plan(
+        jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown
+    )
+    render_plan(items, fmt, _console())
+
+
+def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
+    names = {job.name for job in jobs}
+    unknown = [name for name in replace if name not in names]
+    if unknown:
+        raise UsageError(f"--replace: no job named {', '.join(unknown)} in these files")
+
+
+@main.command("run")
+@PATHS_ARGUMENT
+@click.option("--mock", is_flag=True, help="Run against the bundled mock server (no API key).")
+@click.option(
+    "--base-url",
+    envvar="MINIMAX_BASE_URL",
+    default="https://api.minimax.io",
+    show_default=True,
+    help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
+)
+@OUT_OPTION
+@click.option("--concurrency", type=int, default=8, show_default=True, help="Jobs in flight.")
+@click.option(
+    "--rpm",
+    type=int,
+    default=None,
+    help="Most task creations per minute (default 5, MiniMax's published limit; "
+    "unlimited with --mock; 0 = unlimited).",
+)
+@click.option(
+    "--wait",
+    type=click.Choice(["auto", "callback", "poll"]),
+    default="auto",
+    show_default=True,
+    help="How to learn that a video is ready: callbacks (with polling as fallback in auto), "
+    "callbacks only, or polling only. auto polls when no callback can reach this machine.",
+)
+@click.option(
+    "--listen",
+    default="127.0.0.1:0",
+    show_default=True,
+    metavar="HOST:PORT",
+    help="Where the callback listener binds (port 0: any free port).",
+)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="Public base URL forwarding to --listen (a tunnel or public host) for callbacks.",
+)
+@click.option(
+    "--poll-interval",
+    type=float,
+    default=None,
+    help="Seconds between status queries at first; it backs off to 60 s "
+    "(default 10, or 1 with --mock).",
+)
+@click.option(
+    "--timeout",
+    type=float,
+    default=1800.0,
+    show_default=True,
+    help="Seconds one job may take from submit to downloaded video; the next run resumes it.",
+)
+@click.option(
+    "--resubmit-unknown",
+    is_flag=True,
+    help="Submit again jobs whose earlier submit was interrupted (may pay twice).",
+)
+@click.option("--replace", multiple=True, metavar="NAME", help="Regenerate job NAME (repeatable).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@click.pass_obj
+@handle_errors
+def run_command(
+    settings: Settings,
+    paths: tuple[Path, ...],
+    mock: bool,
+    base_url: str,
+    out_dir: Path,
+    concurrency: int,
+    rpm: int | None,
+    wait: str,
+    listen: str,
+    public_url: str | None,
+    poll_interval: float | None,
+    timeout: float,
+    resubmit_unknown: bool,
+    replace: tuple[str, ...],
+    fmt: str,
+) -> None:
+    """Submit what is new or changed, wait for it, download the videos, record the outcomes.
+
+    A reconcile: jobs already done are skipped, jobs in flight are re-attached, nothing is
+    paid for twice. Exit 0 when every job succeeded, 1 when any failed, 2 for bad input,
+    130 when interrupted (the next run resumes).
+    """
+    import os
+
+    from mmgen.report import RunProgress, render_outcomes
+    from mmgen.runner import RunConfig, RunSettings, Target, execute
+
+    _positive("--concurrency", concurrency)
+    _positive("--rpm", rpm, allow_zero=True)
+    _positive("--poll-interval", poll_interval)
+    _positive("--timeout", timeout)
+    host, port = _parse_listen(listen)
+    jobs = _load(paths)
+    _check_replace(replace, jobs)
+    if rpm is None:
+        rpm = 0 if mock else 5
+    if poll_interval is None:
+        poll_interval = 1.0 if mock else 10.0
+    mock_config = None
+    if mock:
+        from mock_server import MockConfig
+
+        mock_config = MockConfig()
+    target = Target(
+        base_url=base_url,
+        api_key=os.environ.get("MINIMAX_API_KEY"),
+        mock=mock,
+        mock_config=mock_config,
+    )
+    run_settings = RunSettings(
+        config=RunConfig(
+            out_dir=out_dir,
+            concurrency=concurrency,
+            wait=wait,  # type: ignore[arg-type]
+            poll_interval=poll_interval,
+            max_poll_interval=max(60.0, poll_interval),
+            timeout=timeout,
+        ),
+        rpm=rpm,
+        listen_host=host,
+        listen_port=port,
+        public_url=public_url,
+        replace=frozenset(replace),
+        resubmit_unknown=resubmit_unknown,
+    )
+    progress = RunProgress(_console(stderr=True), quiet=settings.verbosity < 0)
+    with progress:
+        result = asyncio.run(execute(jobs, target, run_settings, on_event=progress.on_event))
+    render_outcomes(result, fmt, _console())
+    sys.exit(result.exit_code)
+
+
+@main.command("status")
+@OUT_OPTION
+@click.option(
+    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+)
+@handle_errors
+def status_command(out_dir: Path, fmt: str) -> None:
+    """Show the outcome records of an out dir (JSON: a list of record objects)."""
+    from mmgen.records import RecordStore
+    from mmgen.report import render_records
+
+    render_records(RecordStore(out_dir).records(), fmt, _console())
