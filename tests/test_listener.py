@@ -1,0 +1,56 @@
+"""The callback listener: challenge echo, watched tasks only, unguessable path."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from mmgen.listener import CallbackListener
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_challenge_push_and_rejections() -> None:
+    async with CallbackListener("127.0.0.1", 0) as listener, httpx.AsyncClient() as http:
+        url = listener.callback_url
+        assert url.startswith("http://127.0.0.1:") and listener.port != 0
+        answer = await http.post(url, json={"challenge": "c-123"}, timeout=3)
+        assert answer.status_code == 200
+        assert answer.json() == {"challenge": "c-123"}
+
+        queue = listener.watch("42")
+        push = {"task_id": "42", "status": "processing", "base_resp": {"status_code": 0}}
+        assert (await http.post(url, json=push)).status_code == 200
+        assert await asyncio.wait_for(queue.get(), 1) == push
+
+        # unknown task, wrong token, bad bodies, wrong method: refused and not queued
+        assert (await http.post(url, json={"task_id": "7", "status": "success"})).status_code == 404
+        wrong = url.rsplit("/", 1)[0] + "/guess"
+        assert (await http.post(wrong, json={"task_id": "42"})).status_code == 404
+        assert (await http.post(url, content=b"{nope")).status_code == 400
+        assert (await http.post(url, json=[1, 2])).status_code == 400
+        assert (await http.post(url, content=b"x" * 70_000)).status_code == 413
+        assert (await http.get(url)).status_code == 405
+        assert queue.empty()
+
+        listener.unwatch("42")
+        assert (await http.post(url, json=push)).status_code == 404
+        assert listener.challenges_answered == 1
+        assert listener.pushes_accepted == 1
+    # stopped: nothing listens any more
+    with pytest.raises(httpx.ConnectError):
+        async with httpx.AsyncClient() as http:
+            await http.post(url, json={"challenge": "x"})
+
+
+def test_public_url_and_tokens_are_per_run() -> None:
+    a = CallbackListener(public_url="https://hooks.example.org/base/")
+    b = CallbackListener(public_url="https://hooks.example.org/base/")
+    assert a.callback_url.startswith("https://hooks.example.org/base/mmgen/")
+    assert a.token != b.token and len(a.token) >= 32
