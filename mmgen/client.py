@@ -515,9 +515,12 @@ class MiniMaxClient:
         expected_bytes: int | None,
     ) -> Download:
         try:
-            request = self._http.build_request("GET", url, timeout=DOWNLOAD_TIMEOUT)
-        except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL as exc:
             raise DownloadError(f"invalid download URL {where}: {exc}") from exc
+        if parsed.scheme not in ("http", "https") or not parsed.host:
+            raise DownloadError(f"invalid download URL {where}: not an absolute http(s) URL")
+        request = self._http.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
         # The CDN URL must never see the API key, even if the http client carries one by default.
         request.headers.pop("Authorization", None)
         dest.parent.mkdir(parents=True, exist_ok=True)
