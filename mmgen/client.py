@@ -45,6 +45,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 from mmgen import __version__
 from mmgen.errors import (
     API_HINTS,
+    NEVER_RETRY_CODES,
     AmbiguousSubmitError,
     ApiError,
     DownloadError,
@@ -75,9 +76,6 @@ DEFAULT_BASE_URL = "https://api.minimax.io"
 
 #: ``ApiError.code`` of an answer whose body could not be understood.
 MALFORMED_RESPONSE = -1
-
-#: base_resp codes that are never retried, whatever the HTTP status says.
-NEVER_RETRY_CODES = frozenset({1004, 1008, 1026, 1027, 1042, 2013, 2049, 2056})
 
 #: Codes that ask to back off harder (connection limit, rate growth limit).
 SLOW_CODES = frozenset({1041, 2045})
@@ -629,7 +627,7 @@ def _api_retryable(error: BaseException) -> bool:
     if isinstance(error, TransportError):
         return True
     if isinstance(error, ApiError):
-        return error.code not in NEVER_RETRY_CODES and error.retryable
+        return error.retryable
     return False
 
 

@@ -122,6 +122,8 @@ API_HINTS: dict[int, str] = {
 }
 
 RETRYABLE_CODES = frozenset({1000, 1001, 1002, 1013, 1024, 1033, 1039, 1041, 2045})
+#: Codes that no retry can fix (whatever the HTTP status that came with them).
+NEVER_RETRY_CODES = frozenset({1004, 1008, 1026, 1027, 1042, 2013, 2049, 2056})
 
 
 class ApiError(MmgenError):
@@ -150,6 +152,9 @@ class ApiError(MmgenError):
 
     @property
     def retryable(self) -> bool:
+        """Worth retrying: a retryable code, or HTTP 429/5xx without a never-retry code."""
+        if self.code in NEVER_RETRY_CODES:
+            return False
         return self.code in RETRYABLE_CODES or (
             self.http_status is not None and (self.http_status == 429 or self.http_status >= 500)
         )

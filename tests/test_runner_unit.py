@@ -1,0 +1,263 @@
+"""Runner and plan logic against an in-memory fake client (no network, no sleeping on time)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from mmgen.client import Download, FileInfo, TaskStatus
+from mmgen.errors import AmbiguousSubmitError, ContentError, api_error
+from mmgen.listener import CallbackListener
+from mmgen.records import Record, RecordStore
+from mmgen.runner import (
+    JobEvent,
+    PlanItem,
+    RunConfig,
+    Runner,
+    mark_interrupted_submits,
+    plan,
+)
+
+VIDEO = b"\x00\x00\x00\x18ftypmp42fake-video-bytes" * 10
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@dataclass(frozen=True)
+class Job:
+    name: str
+    spec_hash: str = "h1"
+    file: str = "specs/x.yaml"
+    line: int = 1
+    body: dict[str, Any] = field(default_factory=lambda: {"model": "S2V-01", "prompt": "p"})
+    output: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.output:
+            object.__setattr__(self, "output", f"{self.name}.mp4")
+
+
+class FakeClient:
+    """Tasks finish after ``polls_to_finish`` queries; errors can be scripted per prompt."""
+
+    def __init__(self, polls_to_finish: int = 1) -> None:
+        self.polls_to_finish = polls_to_finish
+        self.created: list[dict[str, Any]] = []
+        self.queries: dict[str, int] = {}
+        self.create_errors: dict[str, Exception] = {}
+        self.final_status: dict[str, str] = {}
+        self.create_delay = 0.0
+        self.downloads = 0
+
+    async def create_task(self, body: dict[str, Any]) -> str:
+        if self.create_delay:
+            await asyncio.sleep(self.create_delay)
+        error = self.create_errors.get(body.get("prompt", ""))
+        if error is not None:
+            raise error
+        self.created.append(body)
+        task_id = str(1000 + len(self.created))
+        self.queries[task_id] = 0
+        self.final_status[task_id] = "Fail" if body.get("prompt") == "fail" else "Success"
+        return task_id
+
+    async def query_task(self, task_id: str) -> TaskStatus:
+        self.queries[task_id] = self.queries.get(task_id, 0) + 1
+        if self.queries[task_id] >= self.polls_to_finish:
+            status = self.final_status.get(task_id, "Success")
+            if status == "Success":
+                return TaskStatus(task_id, "Success", "f" + task_id, 1280, 720)
+            return TaskStatus(task_id, status, None, None, None)
+        return TaskStatus(task_id, "Processing", None, None, None)
+
+    async def retrieve_file(self, file_id: str) -> FileInfo:
+        return FileInfo(file_id, len(VIDEO), "output.mp4", f"http://cdn.invalid/{file_id}")
+
+    async def download(self, url, dest: Path, *, progress=None, expected_bytes=None) -> Download:
+        self.downloads += 1
+        dest.write_bytes(VIDEO)
+        if progress:
+            progress(len(VIDEO), len(VIDEO))
+        return Download(dest, hashlib.sha256(VIDEO).hexdigest(), len(VIDEO))
+
+
+def config(tmp_path: Path, **kw: Any) -> RunConfig:
+    kw.setdefault("poll_interval", 0.01)
+    kw.setdefault("max_poll_interval", 0.02)
+    return RunConfig(out_dir=tmp_path, **kw)
+
+
+async def run_jobs(tmp_path: Path, client: FakeClient, jobs, listener=None, **kw):
+    store = RecordStore(tmp_path)
+    events: list[JobEvent] = []
+    with store.lock():
+        mark_interrupted_submits(store)
+        items = plan(jobs, store)
+        runner = Runner(
+            client, store, config(tmp_path, **kw), listener=listener, on_event=events.append
+        )
+        result = await runner.run(items)
+    return result, items, events
+
+
+@pytest.mark.anyio
+async def test_second_run_skips_and_a_changed_job_is_submitted_once(tmp_path: Path) -> None:
+    client = FakeClient()
+    result, items, _ = await run_jobs(tmp_path, client, [Job("a"), Job("b")])
+    assert result.ok and [i.action for i in items] == ["submit", "submit"]
+    assert (tmp_path / "a.mp4").read_bytes() == VIDEO
+
+    result, items, _ = await run_jobs(tmp_path, client, [Job("a"), Job("b", spec_hash="h2")])
+    assert [i.action for i in items] == ["skip", "changed"]
+    assert len(client.created) == 3
+    store = RecordStore(tmp_path)
+    assert store.get("b", "h1") is not None  # the old version's record is kept
+    assert store.get("b", "h2").state == "success"
+
+
+@pytest.mark.anyio
+async def test_missing_video_is_downloaded_again_not_regenerated(tmp_path: Path) -> None:
+    client = FakeClient()
+    await run_jobs(tmp_path, client, [Job("a")])
+    (tmp_path / "a.mp4").unlink()
+    result, items, _ = await run_jobs(tmp_path, client, [Job("a")])
+    assert items[0].action == "resume" and "video missing" in items[0].reason
+    assert result.ok and len(client.created) == 1 and client.downloads == 2
+    (tmp_path / "a.mp4").write_bytes(b"corrupt")
+    _, items, _ = await run_jobs(tmp_path, client, [Job("a")])
+    assert items[0].action == "resume" and "differs" in items[0].reason
+    assert (tmp_path / "a.mp4").read_bytes() == VIDEO
+
+
+@pytest.mark.anyio
+async def test_refused_create_fails_that_job_only(tmp_path: Path) -> None:
+    client = FakeClient()
+    client.create_errors["bad"] = api_error(1026, "sensitive")
+    jobs = [Job("a"), Job("b", body={"model": "S2V-01", "prompt": "bad"}), Job("c")]
+    result, _, _ = await run_jobs(tmp_path, client, jobs)
+    assert [o.ok for o in result.outcomes] == [True, False, True]
+    failed = result.outcomes[1].record
+    assert failed.state == "failed" and failed.error.code == 1026
+    assert failed.task_id is None
+    assert result.exit_code == 1
+    # a failed job is retried by the next run
+    assert plan(jobs, RecordStore(tmp_path))[1].action == "submit"
+
+
+@pytest.mark.anyio
+async def test_task_fail_is_a_failed_record(tmp_path: Path) -> None:
+    result, _, _ = await run_jobs(
+        tmp_path, FakeClient(), [Job("x", body={"model": "S2V-01", "prompt": "fail"})]
+    )
+    record = result.outcomes[0].record
+    assert record.state == "failed" and record.error.code == "task_failed"
+    assert record.task_id == "1001"
+
+
+@pytest.mark.anyio
+async def test_content_error_while_waiting_fails_the_job(tmp_path: Path) -> None:
+    client = FakeClient()
+
+    async def query(task_id: str) -> TaskStatus:
+        raise ContentError(1027, "output sensitive")
+
+    client.query_task = query  # type: ignore[method-assign]
+    result, _, _ = await run_jobs(tmp_path, client, [Job("a")])
+    assert result.outcomes[0].record.state == "failed"
+    assert result.outcomes[0].record.error.code == 1027
+
+
+@pytest.mark.anyio
+async def test_ambiguous_submit_is_unknown_and_not_resubmitted(tmp_path: Path) -> None:
+    client = FakeClient()
+    client.create_errors["p"] = AmbiguousSubmitError("connection reset after sending")
+    result, _, _ = await run_jobs(tmp_path, client, [Job("a")])
+    assert result.outcomes[0].record.state == "unknown"
+    client.create_errors.clear()
+    result, items, _ = await run_jobs(tmp_path, client, [Job("a")])
+    assert items[0].action == "unknown" and not result.ok
+    assert client.created == []
+    assert plan([Job("a")], RecordStore(tmp_path), resubmit_unknown=True)[0].action == "submit"
+
+
+@pytest.mark.anyio
+async def test_timeout_keeps_the_task_for_the_next_run(tmp_path: Path) -> None:
+    client = FakeClient(polls_to_finish=10_000)
+    result, _, _ = await run_jobs(tmp_path, client, [Job("a")], timeout=0.2)
+    record = result.outcomes[0].record
+    assert not result.ok and record.state == "submitted" and record.error.code == "timeout"
+    client.polls_to_finish = 1
+    result, items, _ = await run_jobs(tmp_path, client, [Job("a")])
+    assert items[0].action == "resume" and result.ok
+    assert len(client.created) == 1
+
+
+@pytest.mark.anyio
+async def test_interrupted_create_still_records_the_task_id(tmp_path: Path) -> None:
+    client = FakeClient()
+    client.create_delay = 0.3
+    store = RecordStore(tmp_path)
+    with store.lock():
+        runner = Runner(client, store, config(tmp_path))
+        task = asyncio.create_task(runner.run(plan([Job("a")], store)))
+        await asyncio.sleep(0.1)  # the create call is in flight
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    [record] = RecordStore(tmp_path).records()
+    assert record.state == "submitted" and record.task_id == "1001"
+
+
+def test_stale_submitting_becomes_unknown(tmp_path: Path) -> None:
+    store = RecordStore(tmp_path)
+    with store.lock():
+        store.put(Record(job="a", spec="s", spec_hash="h1", state="submitting"))
+        [changed] = mark_interrupted_submits(store)
+    assert changed.state == "unknown" and changed.error.code == "interrupted"
+    [item] = plan([Job("a")], RecordStore(tmp_path))
+    assert isinstance(item, PlanItem) and item.action == "unknown"
+
+
+@pytest.mark.anyio
+async def test_forged_success_push_is_not_believed(tmp_path: Path) -> None:
+    client = FakeClient(polls_to_finish=10_000)  # the task stays Processing until we say so
+    async with CallbackListener() as listener, httpx.AsyncClient() as http:
+        run = asyncio.create_task(
+            run_jobs(tmp_path, client, [Job("a")], listener=listener, wait="callback")
+        )
+        while not listener._queues:
+            await asyncio.sleep(0.01)
+        [task_id] = list(listener._queues)
+        forged = {"task_id": task_id, "status": "success", "file_id": "evil"}
+        assert (await http.post(listener.callback_url, json=forged)).status_code == 200
+        await asyncio.sleep(0.3)
+        assert not run.done()  # one confirming query said Processing: the push was ignored
+        assert client.queries[task_id] == 2  # the first query after submit + the confirmation
+        client.polls_to_finish = 0  # now it really finishes, and MiniMax pushes it
+        real = {"task_id": task_id, "status": "success", "file_id": "f" + task_id}
+        assert (await http.post(listener.callback_url, json=real)).status_code == 200
+        result, _, _ = await asyncio.wait_for(run, 5)
+    record = result.outcomes[0].record
+    assert record.state == "success" and record.file_id == "f" + task_id
+    assert client.created[0]["callback_url"] == listener.callback_url
+
+
+@pytest.mark.anyio
+async def test_job_with_its_own_callback_url_is_polled_and_kept(tmp_path: Path) -> None:
+    client = FakeClient(polls_to_finish=3)
+    own = {"model": "S2V-01", "prompt": "p", "callback_url": "https://hooks.invalid/h"}
+    async with CallbackListener() as listener:
+        result, _, _ = await run_jobs(
+            tmp_path, client, [Job("a", body=own)], listener=listener, wait="callback"
+        )
+    assert result.ok
+    assert client.created[0]["callback_url"] == "https://hooks.invalid/h"
