@@ -477,6 +477,11 @@ class MiniMaxClient:
             text = f"HTTP {status} {response.reason_phrase} from {endpoint}".rstrip()
             if message:
                 text += f": {self._scrub(message)}"
+            if submit and status == 504:
+                # a gateway gave up waiting: the backend may well have created the task
+                raise AmbiguousSubmitError(
+                    f"{text} after the request was sent", hint=_AMBIGUOUS_HINT
+                )
             error = api_error(
                 status, text, trace_id=trace_id, http_status=status, retry_after=retry_after
             )

@@ -630,3 +630,15 @@ def test_retry_policy_validation() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(multiplier=0.5)
     assert RetryPolicy().attempts == 6
+
+
+@pytest.mark.anyio
+async def test_gateway_timeout_on_create_is_ambiguous_not_retried(client, router) -> None:
+    route = router.post(CREATE).respond(504, text="gateway timeout")
+    with pytest.raises(AmbiguousSubmitError, match="504"):
+        await client.create_task(BODY)
+    assert route.call_count == 1
+    query = router.get(QUERY).respond(504, text="gateway timeout")  # idempotent: retried
+    with pytest.raises(ServerError):
+        await client.query_task("1")
+    assert query.call_count == ATTEMPTS
