@@ -91,6 +91,41 @@ def schema() -> None:
     click.echo(json.dumps(load_schema(JOB_SCHEMA), indent=2, ensure_ascii=False))
 
 
+@main.command("validate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "github"]),
+    default="text",
+    show_default=True,
+    help="text: FILE:LINE:COL: FIELD: message lines; json: a list of objects; "
+    "github: GitHub Actions ::error annotations.",
+)
+@click.pass_obj
+@handle_errors
+def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> None:
+    """Check job files and folders (*.yaml, *.yml); report every problem, spend nothing.
+
+    Problems go to stdout, one per line (or the JSON list); the summary line goes to stdout
+    when all is valid and to stderr otherwise. Exit 0 when all is valid, 2 when not.
+    """
+    from mmgen.errors import EXIT_USAGE
+    from mmgen.report import render_problems, validation_summary
+    from mmgen.spec import validate_paths
+
+    result = validate_paths(list(paths))
+    summary = validation_summary(len(result.files), len(result.jobs), result.problems)
+    if fmt == "json" or result.problems:  # json: always the list, `[]` when all is valid
+        click.echo(render_problems(result.problems, fmt))
+    elif settings.verbosity >= 0:
+        click.echo(summary)
+    if result.problems:
+        if settings.verbosity >= 0:
+            click.echo(f"mmgen: {summary}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
 # --- plan / run / status ---------------------------------------------------------------------
 
 OUT_OPTION = click.option(
