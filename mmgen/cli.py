@@ -346,3 +346,62 @@ def status_command(out_dir: Path, fmt: str) -> None:
     from mmgen.report import render_records
 
     render_records(RecordStore(out_dir).records(), fmt, _console())
+
+
+@main.command("mock")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free one).")
+@click.option(
+    "--config",
+    "config_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="YAML/JSON file of mock options and faults (see mock_server/config.py).",
+)
+@click.option(
+    "--generation-seconds",
+    type=float,
+    help="Seconds from create to Success/Fail (default 6; overrides the config file).",
+)
+@click.option("--seed", type=int, help="Seed that makes every injected fault reproducible.")
+@click.option("--api-key", help="Accept only this Bearer key (others get 2049); default: any key.")
+@click.pass_obj
+@handle_errors
+def mock_command(
+    settings: Settings,
+    host: str,
+    port: int,
+    config_file: Path | None,
+    generation_seconds: float | None,
+    seed: int | None,
+    api_key: str | None,
+) -> None:
+    """Serve the bundled mock MiniMax API in the foreground until Ctrl-C.
+
+    Point mmgen (or any client) at it with MINIMAX_BASE_URL=<the printed URL>; any API key
+    works unless --api-key is given. Inspect it at /_mock/tasks and /_mock/stats.
+    """
+    from mock_server import MockConfig, load_config
+    from mock_server.server import serve
+
+    config = load_config(config_file) if config_file is not None else MockConfig()
+    if generation_seconds is not None:
+        config.generation_seconds = generation_seconds
+    if seed is not None:
+        config.seed = seed
+    if api_key is not None:
+        config.api_key = api_key
+    config.validate()
+
+    def ready(url: str) -> None:
+        click.echo(f"mmgen mock: serving the MiniMax API on {url} (Ctrl-C to stop)")
+        click.echo(f"  export MINIMAX_BASE_URL={url}")
+
+    level = "warning" if settings.verbosity < 0 else "debug" if settings.verbosity > 1 else "info"
+    serve(
+        config,
+        host=host,
+        port=port,
+        on_ready=ready,
+        log_level=level,
+        access_log=settings.verbosity >= 0,
+    )
