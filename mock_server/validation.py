@@ -38,7 +38,7 @@ def _message(error: ValidationError) -> str:
         instance = error.instance
         shown = repr(instance) if not isinstance(instance, str) else repr(_short(instance))
         rules = {
-            "pattern": f"does not match {error.validator_value!r}",
+            "pattern": f"does not match the pattern {error.validator_value}",
             "enum": f"is not one of {error.validator_value!r}",
             "const": f"must be {error.validator_value!r}",
             "type": f"is not of type {error.validator_value!r}",
