@@ -91,19 +91,23 @@ def check_image_bytes(data: bytes) -> CheckedImage:
     return CheckedImage(f"image/{_MIME[fmt]}", width, height, len(data))
 
 
-def load_local_image(path: Path) -> str:
-    """Check a local image file and return it as a data URL."""
+def load_local_image(path: Path, shown: str | None = None) -> str:
+    """Check a local image file and return it as a data URL.
+
+    ``shown`` is how messages name the file (default: ``path``), e.g. as written in a job file.
+    """
+    name = str(path) if shown is None else shown
     try:
         size = path.stat().st_size
         if not path.is_file():
-            raise ImageError(f"{path} is not a file")
+            raise ImageError(f"{name} is not a file")
         if size >= MAX_IMAGE_BYTES:
             raise ImageError(f"image is {_mb(size)}; it must be under 20 MB")
         data = path.read_bytes()
     except FileNotFoundError:
-        raise ImageError(f"image file not found: {path}") from None
+        raise ImageError(f"image file not found: {name}") from None
     except OSError as err:
-        raise ImageError(f"cannot read image file {path}: {err.strerror or err}") from None
+        raise ImageError(f"cannot read image file {name}: {err.strerror or err}") from None
     checked = check_image_bytes(data)
     return checked.data_url(data)
 

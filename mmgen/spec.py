@@ -487,8 +487,8 @@ def _read_document(file: str) -> _Doc:
         if err.problem and err.context and err.context_mark:
             where = f"line {err.context_mark.line + 1}, column {err.context_mark.column + 1}"
             message = f"{message} ({err.context} at {where})"
-        if "\t" in text and "'\\t'" in message:
-            message = "tab character: YAML indentation must use spaces"
+        if mark and _char_at(text, mark.line, mark.column) == "\t":
+            message = "tab character: indent YAML with spaces"
         return fail(f"YAML syntax error: {message}", line, col)
     except yaml.YAMLError as err:
         return fail(f"YAML error: {err}")
@@ -514,6 +514,13 @@ def _read_document(file: str) -> _Doc:
         doc.problems.append(Problem(file, *err.pos, _dotted(err.path), err.message))
         return doc
     return doc
+
+
+def _char_at(text: str, line: int, column: int) -> str:
+    lines = text.split("\n")
+    if line < len(lines) and column < len(lines[line]):
+        return lines[line][column]
+    return ""
 
 
 # --- messages ---------------------------------------------------------------------------------
@@ -564,6 +571,12 @@ def _show(value: Any) -> str:
     if value is None:
         return "null"
     return _kind(value)
+
+
+def _either(words: list[str]) -> str:
+    if len(words) <= 2:
+        return " or ".join(words)
+    return f"{', '.join(words[:-1])} or {words[-1]}"
 
 
 def _dotted(path: Iterable[str | int]) -> str:
@@ -669,7 +682,8 @@ class _Checker:
             if jobs:
                 more = f" and {len(jobs) - 2} more" if len(jobs) > 2 else ""
                 label = "job" if len(jobs) == 1 else "jobs"
-                message = f"{message} (in {label} {', '.join(jobs[:2])}{more})"
+                names = ", ".join(_truncate(job, 40) for job in jobs[:2])
+                message = f"{message} (in {label} {names}{more})"
             out.append(Problem(file, line, col, fld, message))
         return sorted(out)
 
@@ -924,7 +938,7 @@ class _Checker:
                     cached = self.image_cache.get(cache_key)
                     if cached is None:
                         try:
-                            cached = images.load_local_image(file_path)
+                            cached = images.load_local_image(file_path, value)
                         except images.ImageError as err:
                             cached = err
                         self.image_cache[cache_key] = cached
@@ -1058,7 +1072,7 @@ class _Checker:
             return [((*path, key), (*path, key), message, True)]
         if kw == "type":
             expected = value if isinstance(value, list) else [value]
-            want = " or ".join(_TYPE_NAMES.get(str(t), str(t)) for t in expected)
+            want = _either([_TYPE_NAMES.get(str(t), str(t)) for t in expected])
             message = f"must be {want}, not {_kind(instance)}"
         elif kw == "enum":
             if last == "model":
@@ -1130,7 +1144,7 @@ class _Checker:
                         type_name = _TYPE_NAMES.get(str(t), str(t))
                         if type_name not in wanted:
                             wanted.append(type_name)
-        want = " or ".join(wanted) or "valid"
+        want = _either(wanted) or "valid"
         return [(here, here, f"must be {want}, not {_kind(error.instance)}", False)]
 
 
