@@ -293,7 +293,7 @@ def _registry() -> Registry[Any]:
     for resource_id in shared:
         contents = {k: v for k, v in shared[resource_id].contents.items() if k != "$schema"}
         resources.append((resource_id, DRAFT202012.create_resource(contents)))
-    return Registry().with_resources(resources)
+    return Registry().with_resources(resources).crawl()
 
 
 @cache
