@@ -226,7 +226,7 @@ class CallbackDispatcher:
                 return
             self.stats["callbacks_failed"] += 1
             if attempt <= self.config.callback_retries:
-                await asyncio.sleep(1.0)
+                await asyncio.sleep(self.config.callback_retry_delay)
 
     def _journal(
         self,

@@ -215,7 +215,8 @@ class MockConfig:
       id, jitter and challenge reproducible.
     - ``download_url_ttl`` (3600): seconds a download URL stays valid.
     - ``challenge_timeout`` (3): seconds the callback receiver has to echo the challenge.
-    - ``callback_timeout`` (5) and ``callback_retries`` (0): per status-update POST.
+    - ``callback_timeout`` (5), ``callback_retries`` (0) and ``callback_retry_delay`` (1 s):
+      per status-update POST (MiniMax's own retry policy is not documented).
     """
 
     generation_seconds: float = 6.0
@@ -226,6 +227,7 @@ class MockConfig:
     challenge_timeout: float = 3.0
     callback_timeout: float = 5.0
     callback_retries: int = 0
+    callback_retry_delay: float = 1.0
     video: VideoOptions = field(default_factory=VideoOptions)
     faults: Faults = field(default_factory=Faults)
 
@@ -255,6 +257,7 @@ class MockConfig:
         need(self.challenge_timeout > 0, "challenge_timeout", "must be positive")
         need(self.callback_timeout > 0, "callback_timeout", "must be positive")
         need(self.callback_retries >= 0, "callback_retries", "must not be negative")
+        need(self.callback_retry_delay >= 0, "callback_retry_delay", "must not be negative")
         need(self.api_key is None or _well_formed_key(self.api_key), "api_key", "must be one word")
         v = self.video
         need(v.width >= 16 and v.width % 2 == 0, "video.width", "must be even and at least 16")

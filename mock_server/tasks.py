@@ -192,9 +192,9 @@ def plan_task(
         events[-1].faults.remove("reordered")
     for i, event in enumerate(events[:-1]):
         if "reordered" in event.faults:  # held back: arrives right after the next update
-            event.due = max(event.due, events[i + 1].due) + 0.001
+            event.due = max(event.due, events[i + 1].due)
     plan: list[CallbackEvent] = []
-    for event in sorted(events, key=lambda e: e.due):
+    for event in sorted(events, key=lambda e: (e.due, "reordered" in e.faults)):
         plan.append(event)
         if "duplicate" in event.faults:
             plan.append(CallbackEvent(event.status, event.due, [*event.faults, "copy"]))
