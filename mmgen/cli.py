@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
-from rich.console import Console
+from rich.console import Console, RenderableType
 
 from mmgen import __version__
 from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError, UsageError
@@ -140,7 +140,18 @@ PATHS_ARGUMENT = click.argument("paths", nargs=-1, required=True, type=click.Pat
 
 
 def _console(stderr: bool = False) -> Console:
-    return Console(stderr=stderr, highlight=False, soft_wrap=False)
+    console = Console(stderr=stderr, highlight=False, soft_wrap=False)
+    if not console.is_terminal:  # a log or a pipe: do not cut task ids and paths at 80 columns
+        console.width = max(console.width, 160)
+    return console
+
+
+def _show(rendered: RenderableType) -> None:
+    """Print a renderer's result to stdout: text verbatim (JSON, HTML), tables via rich."""
+    if isinstance(rendered, str):
+        click.echo(rendered)
+    else:
+        _console().print(rendered)
 
 
 def _load(paths: tuple[Path, ...]) -> list[JobSpec]:
@@ -187,7 +198,7 @@ def plan_command(
     items = plan(
         jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown
     )
-    render_plan(items, fmt, _console())
+    _show(render_plan(items, fmt))
 
 
 def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
@@ -286,7 +297,8 @@ def run_command(
     """
     import os
 
-    from mmgen.report import RunProgress, render_outcomes
+    from mmgen.records import RecordStore
+    from mmgen.report import RunProgress, render_outcomes, write_gallery
     from mmgen.runner import RunConfig, RunSettings, Target, execute
 
     _positive("--concurrency", concurrency)
@@ -330,22 +342,32 @@ def run_command(
     progress = RunProgress(_console(stderr=True), quiet=settings.verbosity < 0)
     with progress:
         result = asyncio.run(execute(jobs, target, run_settings, on_event=progress.on_event))
-    render_outcomes(result, fmt, _console())
+    store = RecordStore(out_dir)
+    if store.records():
+        prompts = {job.name: str(job.body.get("prompt", "")) for job in jobs}
+        write_gallery(out_dir, store.records(), prompts)
+    _show(render_outcomes(result, fmt))
     sys.exit(result.exit_code)
 
 
 @main.command("status")
 @OUT_OPTION
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "html"]),
+    default="text",
+    show_default=True,
+    help="Table, JSON list of records, or HTML gallery.",
 )
 @handle_errors
 def status_command(out_dir: Path, fmt: str) -> None:
-    """Show the outcome records of an out dir (JSON: a list of record objects)."""
+    """Show the outcome records of an out dir (JSON: a list of record objects; HTML: a
+    gallery page of the videos, also written to OUT/index.html by every run)."""
     from mmgen.records import RecordStore
     from mmgen.report import render_records
 
-    render_records(RecordStore(out_dir).records(), fmt, _console())
+    _show(render_records(RecordStore(out_dir).records(), fmt))
 
 
 @main.command("mock")
