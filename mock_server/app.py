@@ -179,6 +179,8 @@ class BodyResponse(Response):
         body = self.payload
         end = len(body) if self.abort_after is None else self.abort_after
         if self.bytes_per_second is None and self.abort_after is None:
+            if self.on_complete is not None:
+                self.on_complete()
             await send({"type": "http.response.body", "body": body})
         else:
             disconnected = asyncio.Event()
@@ -194,16 +196,16 @@ class BodyResponse(Response):
                     if disconnected.is_set():
                         return
                     chunk = body[start : min(start + CHUNK, end)]
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                    if self.bytes_per_second is not None:
+                    if start and self.bytes_per_second is not None:
                         await asyncio.sleep(len(chunk) / self.bytes_per_second)
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
             finally:
                 watcher.cancel()
             if self.abort_after is not None:
                 raise InjectedDisconnect("download truncated (fault)")
+            if self.on_complete is not None:
+                self.on_complete()
             await send({"type": "http.response.body", "body": b""})
-        if self.on_complete is not None:
-            self.on_complete()
 
 
 def nginx_error(status: int) -> Response:

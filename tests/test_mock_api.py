@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import time
+from typing import Any
 
 import av
 import httpx
@@ -32,13 +33,16 @@ def client(base_url: str, **headers: str) -> httpx.Client:
     )
 
 
-def create(c: httpx.Client, body: dict | None = None) -> dict:
+def create(c: httpx.Client, body: dict[str, Any] | None = None) -> dict[str, Any]:
     response = c.post("/v1/video_generation", json=body or SEED_BODY)
     assert response.status_code == 200
-    return response.json()
+    result: dict[str, Any] = response.json()
+    return result
 
 
-def wait_terminal(c: httpx.Client, task_id: str, timeout: float = 10) -> tuple[dict, list[str]]:
+def wait_terminal(
+    c: httpx.Client, task_id: str, timeout: float = 10
+) -> tuple[dict[str, Any], list[str]]:
     seen: list[str] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -79,7 +83,7 @@ def test_seed_request_end_to_end(mock_api):
     assert video.status_code == 200
     assert video.headers["Trace-Id"]
     assert len(video.content) == file["bytes"]
-    with av.open(io.BytesIO(video.content)) as container:
+    with av.open(io.BytesIO(video.content), mode="r") as container:
         frames = list(container.decode(video=0))
     assert len(frames) == 60
     assert (frames[0].width, frames[0].height) == (320, 180)
@@ -97,8 +101,11 @@ def test_life_cycle_follows_the_clock(start_mock, manual_clock):
     with client(mock.base_url) as c:
         task_id = create(c)["task_id"]
 
-        def status() -> dict:
-            return c.get("/v1/query/video_generation", params={"task_id": task_id}).json()
+        def status() -> dict[str, Any]:
+            result: dict[str, Any] = c.get(
+                "/v1/query/video_generation", params={"task_id": task_id}
+            ).json()
+            return result
 
         assert status()["status"] == "Preparing"
         assert "file_id" not in status()
@@ -131,7 +138,11 @@ def test_life_cycle_follows_the_clock(start_mock, manual_clock):
         {"model": "I2V-01-live", "first_frame_image": "https://example.org/a.png"},
         {"model": "I2V-01-Director", "first_frame_image": "https://example.org/a.png"},
         {"model": "MiniMax-Hailuo-2.3-Fast", "first_frame_image": "https://example.org/a.png"},
-        {"model": "MiniMax-Hailuo-02", "first_frame_image": "https://e.org/a.png", "resolution": "512P"},
+        {
+            "model": "MiniMax-Hailuo-02",
+            "first_frame_image": "https://e.org/a.png",
+            "resolution": "512P",
+        },
         {
             "model": "MiniMax-Hailuo-02",
             "first_frame_image": "https://example.org/a.png",
@@ -199,7 +210,9 @@ def test_bodies_that_are_not_objects_get_2013(mock_api, raw):
     [{}, {"Authorization": ""}, {"Authorization": "Bearer"}, {"Authorization": "Basic abc"}],
 )
 def test_missing_or_malformed_bearer_gets_1004(mock_api, headers):
-    with httpx.Client(base_url=mock_api.base_url, headers=headers, trust_env=False, verify=False) as c:
+    with httpx.Client(
+        base_url=mock_api.base_url, headers=headers, trust_env=False, verify=False
+    ) as c:
         for response in (
             c.post("/v1/video_generation", json=SEED_BODY),
             c.get("/v1/query/video_generation", params={"task_id": "1"}),
@@ -240,9 +253,7 @@ def test_retrieve_takes_file_id_as_string_or_number_and_ignores_group_id(start_m
     mock = start_mock(MockConfig(generation_seconds=0))
     with client(mock.base_url) as c:
         task_id = create(c)["task_id"]
-        file_id = c.get("/v1/query/video_generation", params={"task_id": task_id}).json()[
-            "file_id"
-        ]
+        file_id = c.get("/v1/query/video_generation", params={"task_id": task_id}).json()["file_id"]
         for value in (file_id, int(file_id), f'"{file_id}"', f"00{file_id}"):
             body = c.get(
                 "/v1/files/retrieve", params={"file_id": value, "GroupId": "1234567"}
@@ -261,16 +272,15 @@ def test_no_file_before_success(start_mock, manual_clock):
         file_id = mock.tasks()[0]["file_id"]
         assert file_id is None  # not revealed before Success
         manual_clock.advance(5)
-        file_id = c.get("/v1/query/video_generation", params={"task_id": task_id}).json()[
-            "file_id"
-        ]
+        file_id = c.get("/v1/query/video_generation", params={"task_id": task_id}).json()["file_id"]
         assert c.get("/v1/files/retrieve", params={"file_id": file_id}).json()["file"]
 
 
 def _download_url(c: httpx.Client) -> str:
     task_id = create(c)["task_id"]
     file_id = c.get("/v1/query/video_generation", params={"task_id": task_id}).json()["file_id"]
-    return c.get("/v1/files/retrieve", params={"file_id": file_id}).json()["file"]["download_url"]
+    file = c.get("/v1/files/retrieve", params={"file_id": file_id}).json()["file"]
+    return str(file["download_url"])
 
 
 def test_download_urls_expire_and_cannot_be_forged(start_mock, manual_clock):
@@ -306,7 +316,9 @@ def test_download_honours_ranges(start_mock):
     assert part.headers["Content-Range"] == f"bytes 100-{len(whole) - 1}/{len(whole)}"
     tail = httpx.get(url, headers={"Range": "bytes=-10"}, trust_env=False, verify=False)
     assert tail.content == whole[-10:]
-    beyond = httpx.get(url, headers={"Range": f"bytes={len(whole)}-"}, trust_env=False, verify=False)
+    beyond = httpx.get(
+        url, headers={"Range": f"bytes={len(whole)}-"}, trust_env=False, verify=False
+    )
     assert beyond.status_code == 416
 
 
@@ -364,7 +376,10 @@ def test_inspection_reset_and_request_log(mock_api):
     assert stats["errors"] == {"2013": 1}
     config = httpx.get(mock_api.base_url + "/_mock/config", trust_env=False, verify=False).json()
     assert isinstance(config["effective_seed"], int)
-    assert httpx.get(mock_api.base_url + "/_mock/tasks/42", trust_env=False, verify=False).status_code == 404
+    assert (
+        httpx.get(mock_api.base_url + "/_mock/tasks/42", trust_env=False, verify=False).status_code
+        == 404
+    )
     mock_api.reset()
     assert mock_api.tasks() == []
     assert mock_api.stats()["created"] == 0
@@ -382,7 +397,9 @@ def test_video_size_is_configurable_and_reported(start_mock):
             "download_url"
         ]
     assert (done["video_width"], done["video_height"]) == (128, 72)
-    with av.open(io.BytesIO(httpx.get(url, trust_env=False, verify=False).content)) as container:
+    with av.open(
+        io.BytesIO(httpx.get(url, trust_env=False, verify=False).content), mode="r"
+    ) as container:
         frames = list(container.decode(video=0))
     assert len(frames) == 5
     assert (frames[0].width, frames[0].height) == (128, 72)

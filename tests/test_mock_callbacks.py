@@ -85,9 +85,12 @@ def create(base_url: str, callback_url: str, **extra: Any) -> str:
     return str(body["task_id"])
 
 
-def finished(mock, count: int = 1) -> dict[str, Any]:
+def finished(mock: Any, count: int = 1) -> dict[str, Any]:
     """Wait until every planned delivery of ``count`` tasks is over."""
-    return mock.wait_for(lambda s: s["created"] >= count and s["callbacks_pending"] == 0)
+    stats: dict[str, Any] = mock.wait_for(
+        lambda s: s["created"] >= count and s["callbacks_pending"] == 0
+    )
+    return stats
 
 
 def test_challenge_echo_then_processing_and_success(mock_api, receiver):
@@ -151,8 +154,10 @@ def test_unreachable_receiver_is_journaled(mock_api, serve_app):
 
 
 def test_update_errors_are_retried_when_configured(start_mock, receiver):
-    mock = start_mock(MockConfig(generation_seconds=0, callback_retries=1, callback_retry_delay=0.01))
-    hook, url = receiver(update_status=500)
+    mock = start_mock(
+        MockConfig(generation_seconds=0, callback_retries=1, callback_retry_delay=0.01)
+    )
+    _hook, url = receiver(update_status=500)
     task_id = create(mock.base_url, url)
     stats = finished(mock)
     assert stats["callbacks_sent"] == 4  # two updates, two attempts each

@@ -1,0 +1,177 @@
+"""The mock's config files, `mmgen mock` and `python -m mock_server`."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+import mock_server.config
+from mmgen.cli import main
+from mmgen.errors import UsageError
+from mock_server import MockConfig, MockConfigError, config_from_dict, create_app, load_config
+
+
+def docstring_example() -> str:
+    """The YAML example in mock_server/config.py's docstring (kept valid by this test)."""
+    doc = mock_server.config.__doc__ or ""
+    block = doc.split("Example::", 1)[1].split("\nProbabilities", 1)[0]
+    return textwrap.dedent(block)
+
+
+def test_the_documented_example_loads(tmp_path):
+    path = tmp_path / "mock.yaml"
+    path.write_text(docstring_example())
+    config = load_config(path)
+    assert config.seed == 42
+    assert config.generation_jitter == 1.0
+    assert config.faults.rate_limit.rpm == 20
+    assert config.faults.codes[0].code == 2056
+    assert config.faults.sensitive.input_words == ["violence"]
+    assert config.faults.downloads.truncate_mode == "abort"
+    create_app(config)  # and the app takes it
+
+
+def test_json_files_and_empty_files(tmp_path):
+    path = tmp_path / "mock.json"
+    path.write_text(json.dumps({"generation_seconds": 1, "faults": {"drops": {"query": 0.5}}}))
+    config = load_config(path)
+    assert config.generation_seconds == 1.0
+    assert config.faults.drops.query == 0.5
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("")
+    assert load_config(empty) == MockConfig()
+
+
+def test_config_round_trips_through_a_dict():
+    config = config_from_dict({"seed": 3, "faults": {"callbacks": {"drop": 0.2}}})
+    assert config_from_dict(config.to_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("generation_secs: 3", "unknown key 'generation_secs'"),
+        ("faults: {drops: {qurey: 0.1}}", "faults.drops: unknown key 'qurey'"),
+        ("generation_seconds: fast", "generation_seconds: expected a number"),
+        ("seed: 1.5", "seed: expected an integer"),
+        ("api_key: 12", "api_key: expected a string"),
+        ("faults: {rate_limit: {probability: 2}}", "faults.rate_limit.probability: must be"),
+        ("faults: {rate_limit: {endpoints: [upload]}}", "unknown endpoint 'upload'"),
+        ("faults: {challenge: {mode: shout}}", "faults.challenge.mode"),
+        ("faults: {downloads: {truncate_mode: cut}}", "faults.downloads.truncate_mode"),
+        ("faults: {codes: [{probability: 1}]}", "faults.codes.0: missing required key 'code'"),
+        ("faults: {server_errors: {status: 404}}", "faults.server_errors.status"),
+        ("video: {width: 321}", "video.width"),
+        ("faults: [1, 2]", "faults: expected a mapping"),
+        ("- 1", "expected a mapping"),
+        ("a: [", "not valid YAML/JSON"),
+        ("tasks: {fail_probability: true}", "unknown key 'tasks'"),
+    ],
+)
+def test_bad_config_files_get_one_clear_line(tmp_path, text, message):
+    path = tmp_path / "mock.yaml"
+    path.write_text(text)
+    with pytest.raises(MockConfigError) as info:
+        load_config(path)
+    assert isinstance(info.value, UsageError)
+    assert message in info.value.message
+    assert str(path) in info.value.message
+    assert "\n" not in info.value.one_line()
+
+
+def test_missing_config_file():
+    with pytest.raises(MockConfigError, match="cannot read mock config"):
+        load_config("/nonexistent/mock.yaml")
+
+
+def test_create_app_validates_its_config():
+    with pytest.raises(MockConfigError, match="generation_seconds"):
+        create_app(MockConfig(generation_seconds=-1))
+
+
+def test_cli_refuses_a_bad_config_with_exit_2(tmp_path):
+    path = tmp_path / "mock.yaml"
+    path.write_text("faults: {drops: {qurey: 0.1}}\n")
+    result = CliRunner().invoke(main, ["mock", "--config", str(path)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("mmgen: error: ")
+    assert "qurey" in lines[0]
+
+
+def test_cli_refuses_a_bad_option_value_with_exit_2():
+    result = CliRunner().invoke(main, ["mock", "--generation-seconds", "-3"])
+    assert result.exit_code == 2
+    assert "generation_seconds" in result.output
+
+
+def test_cli_reports_a_busy_port(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = CliRunner().invoke(main, ["mock", "--port", str(port)])
+    assert result.exit_code == 2
+    assert "cannot listen on 127.0.0.1:" in result.output
+
+
+def serve_subprocess(*args: str) -> tuple[subprocess.Popen[str], str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    match = re.search(r"(http://\S+)", line)
+    if match is None:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        raise AssertionError(f"no URL printed: {line!r}")
+    return proc, match.group(1)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["-m", "mock_server"], ["-m", "mmgen", "-q", "mock"]],
+    ids=["python -m mock_server", "mmgen mock"],
+)
+def test_serves_in_the_foreground_until_interrupted(tmp_path, command):
+    config = tmp_path / "mock.yaml"
+    config.write_text("faults: {balance: {max_tasks: 0}}\n")
+    proc, url = serve_subprocess(
+        *command, "--port", "0", "--seed", "7", "--config", str(config), "--api-key", "sk-1"
+    )
+    try:
+        headers = {"Authorization": "Bearer sk-1"}
+        with httpx.Client(base_url=url, trust_env=False, verify=False, timeout=10) as c:
+            settings = c.get("/_mock/config").json()
+            assert settings["effective_seed"] == 7
+            body = c.post(
+                "/v1/video_generation", json={"model": "T2V-01", "prompt": "x"}, headers=headers
+            )
+            assert body.json()["base_resp"]["status_code"] == 1008
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=10)
+        assert proc.stdout is not None
+        proc.stdout.close()
+    assert proc.returncode in (0, 130)
