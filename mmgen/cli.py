@@ -419,11 +419,14 @@ def mock_command(
         click.echo(f"  export MINIMAX_BASE_URL={url}")
 
     level = "warning" if settings.verbosity < 0 else "debug" if settings.verbosity > 1 else "info"
-    serve(
-        config,
-        host=host,
-        port=port,
-        on_ready=ready,
-        log_level=level,
-        access_log=settings.verbosity >= 0,
-    )
+    try:
+        serve(
+            config,
+            host=host,
+            port=port,
+            on_ready=ready,
+            log_level=level,
+            access_log=settings.verbosity >= 0,
+        )
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground server is meant to stop
+        click.echo("mmgen mock: stopped", err=True)

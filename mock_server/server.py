@@ -79,6 +79,16 @@ def serve(
         await serving
 
     try:
-        asyncio.run(run())
+        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+            runner.run(run())
     finally:
         sock.close()
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop when installed (uvicorn[standard] brings it: ~1.5x the requests/s)."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

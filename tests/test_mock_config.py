@@ -174,4 +174,4 @@ def test_serves_in_the_foreground_until_interrupted(tmp_path, command):
         proc.wait(timeout=10)
         assert proc.stdout is not None
         proc.stdout.close()
-    assert proc.returncode in (0, 130)
+    assert proc.returncode == 0  # Ctrl-C is the normal way to stop a foreground server
