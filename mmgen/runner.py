@@ -238,6 +238,19 @@ def mark_interrupted_submits(store: RecordStore) -> list[Record]:
     return changed
 
 
+def remove_partial_downloads(out_dir: Path) -> list[Path]:
+    """Delete the temp files of downloads a killed run left behind (``.NAME.*.part``).
+
+    Only call with the out dir's lock held: then no download of another run is in progress.
+    """
+    removed = []
+    for part in out_dir.rglob(".*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+            removed.append(part)
+    return removed
+
+
 class Runner:
     """Carries out a plan against one MiniMax API (real or mock)."""
 
@@ -584,6 +597,7 @@ async def execute(
             loop.add_signal_handler(signal.SIGTERM, current.cancel)
     with store.lock():
         mark_interrupted_submits(store)
+        remove_partial_downloads(store.out_dir)
         items = plan(
             jobs,
             store,

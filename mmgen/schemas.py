@@ -48,7 +48,7 @@ def registry() -> Registry[Any]:
         if entry.name.endswith(".json"):
             contents = load_schema(entry.name)
             resources_.append((contents["$id"], Resource.from_contents(contents)))
-    return Registry().with_resources(resources_)
+    return Registry().with_resources(resources_).crawl()
 
 
 @cache
