@@ -82,8 +82,8 @@ SLOW_CODES = frozenset({1041, 2045})
 
 #: Bounded timeouts. httpx's read timeout applies to each network read, so for the streamed
 #: download it is a per-chunk stall limit, not a limit on the whole transfer.
-API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
-DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=10.0)
+API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 
 #: Network failures after which a create request surely did not reach MiniMax.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -235,6 +235,7 @@ class MiniMaxClient:
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        max_connections: int = 20,
     ) -> None:
         key = api_key.strip()
         if not key:
@@ -263,7 +264,11 @@ class MiniMaxClient:
         self._http = http or httpx.AsyncClient(
             timeout=API_TIMEOUT,
             headers={"User-Agent": f"mmgen/{__version__}"},
-            limits=httpx.Limits(max_connections=20, max_keepalive_connections=10),
+            # one connection per job in flight (each job makes one call at a time), so that
+            # jobs never queue for a connection behind each other's downloads
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
         )
 
     def __repr__(self) -> str:

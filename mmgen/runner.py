@@ -617,7 +617,12 @@ async def execute(
                 served = await serve_app_in_loop(create_app(target.mock_config))
                 stack.push_async_callback(served.stop)
                 base_url, api_key = served.url, MOCK_API_KEY
-            client = MiniMaxClient(api_key, base_url, rate_limiter=RateLimiter(settings.rpm))
+            client = MiniMaxClient(
+                api_key,
+                base_url,
+                rate_limiter=RateLimiter(settings.rpm),
+                max_connections=settings.config.concurrency + 4,
+            )
             stack.push_async_callback(client.aclose)
             if busy and with_listener:
                 listener = CallbackListener(
