@@ -85,10 +85,14 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 @main.command()
 @handle_errors
 def schema() -> None:
-    """Print the job-file JSON Schema (for editors and other tools)."""
-    from mmgen.schemas import JOB_SCHEMA, load_schema
+    """Print the job-file JSON Schema, self-contained (for editors and other tools).
 
-    click.echo(json.dumps(load_schema(JOB_SCHEMA), indent=2, ensure_ascii=False))
+    Save it and point your editor at it, e.g. first line of a job file:
+    `# yaml-language-server: $schema=./job.schema.json`.
+    """
+    from mmgen.schemas import bundled_schema
+
+    click.echo(json.dumps(bundled_schema(), indent=2, ensure_ascii=False))
 
 
 @main.command("validate")

@@ -62,6 +62,7 @@ __all__ = [
     "DEFAULT_BASE_URL",
     "MALFORMED_RESPONSE",
     "NEVER_RETRY_CODES",
+    "TERMINAL_STATUSES",
     "Download",
     "FileInfo",
     "MiniMaxClient",
@@ -87,6 +88,9 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 
 #: Network failures after which a create request surely did not reach MiniMax.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+#: The statuses after which a task changes no more.
+TERMINAL_STATUSES = frozenset({"Success", "Fail"})
 
 _STATUSES = {
     "preparing": "Preparing",
@@ -128,7 +132,7 @@ class TaskStatus:
 
     @property
     def terminal(self) -> bool:
-        return self.status in ("Success", "Fail")
+        return self.status in TERMINAL_STATUSES
 
     @classmethod
     def from_payload(cls, data: Mapping[str, Any], task_id: str | None = None) -> TaskStatus:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from mmgen.client import TERMINAL_STATUSES, normalize_status
 from mmgen.errors import (
     EXIT_FAILED,
     EXIT_OK,
@@ -419,11 +420,11 @@ class Runner:
             while not status.terminal:
                 pushed = await self._next_push(queue, interval if polling else None)
                 if pushed is not None:
-                    pushed_status = str(pushed.get("status", "")).lower()
+                    pushed_status = normalize_status(str(pushed.get("status", "")))
                     self._emit(
                         JobEvent(item.job.name, item.action, "waiting", task_id, pushed_status)
                     )
-                    if pushed_status not in ("success", "failed", "fail"):
+                    if pushed_status not in TERMINAL_STATUSES:
                         continue
                     # a push is a hint, never the truth: confirm with the query endpoint
                     status = await self._query(item, task_id)

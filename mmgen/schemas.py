@@ -59,6 +59,21 @@ def validator(name: str) -> Draft202012Validator:
     return Draft202012Validator(schema, registry=registry())
 
 
+def bundled_schema(name: str = JOB_SCHEMA) -> dict[str, Any]:
+    """The named schema with every other schema embedded under ``$defs`` (their ``$id`` kept),
+    a self-contained Draft 2020-12 compound document that editors and other tools can use
+    without fetching anything (``mmgen schema`` prints it)."""
+    bundle = dict(load_schema(name))
+    defs = dict(bundle.get("$defs", {}))
+    for entry in sorted(schema_dir().iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".json") and entry.name != name:
+            embedded = dict(load_schema(entry.name))
+            embedded.pop("$schema", None)  # an embedded resource uses the bundle's dialect
+            defs[entry.name] = embedded
+    bundle["$defs"] = defs
+    return bundle
+
+
 def request_validator() -> Draft202012Validator:
     """Validator of the API request body (what the API accepts, tolerant of unused fields)."""
     return validator(REQUEST_SCHEMA)

@@ -132,3 +132,19 @@ def test_schema_prints_a_valid_draft_2020_12_schema() -> None:
     Draft202012Validator.check_schema(schema)
     assert schema["$id"] == "https://mmgen.invalid/schemas/job.json"
     assert schema["$schema"] == "https://json-schema.org/draft/2020-12/schema"
+
+
+def test_printed_schema_is_self_contained_and_checks_files() -> None:
+    """An editor gets one file: the request schema is embedded, refs resolve without fetching."""
+    import yaml
+    from referencing import Registry
+
+    code, out, _ = run("schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert "video_generation.request.json" in schema["$defs"]
+    validator = Draft202012Validator(schema, registry=Registry())  # nothing to look up
+    for path in sorted((Path(__file__).parent.parent / "specs").glob("*.yaml")):
+        assert list(validator.iter_errors(yaml.safe_load(path.read_text()))) == [], path
+    bad = {"name": "x", "model": "S2V-01", "prompt": 5, "subject_reference": []}
+    assert list(validator.iter_errors(bad))
