@@ -216,6 +216,12 @@ def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
 @PATHS_ARGUMENT
 @click.option("--mock", is_flag=True, help="Run against the bundled mock server (no API key).")
 @click.option(
+    "--mock-config",
+    "mock_config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --mock: the mock's config file (timing, faults), as for `mmgen mock --config`.",
+)
+@click.option(
     "--base-url",
     envvar="MINIMAX_BASE_URL",
     default="https://api.minimax.io",
@@ -280,6 +286,7 @@ def run_command(
     settings: Settings,
     paths: tuple[Path, ...],
     mock: bool,
+    mock_config_file: Path | None,
     base_url: str,
     out_dir: Path,
     concurrency: int,
@@ -317,10 +324,12 @@ def run_command(
     if poll_interval is None:
         poll_interval = 1.0 if mock else 10.0
     mock_config = None
+    if mock_config_file is not None and not mock:
+        raise UsageError("--mock-config needs --mock")
     if mock:
-        from mock_server import MockConfig
+        from mock_server import MockConfig, load_config
 
-        mock_config = MockConfig()
+        mock_config = load_config(mock_config_file) if mock_config_file else MockConfig()
     target = Target(
         base_url=base_url,
         api_key=os.environ.get("MINIMAX_API_KEY"),

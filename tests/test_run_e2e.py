@@ -287,3 +287,18 @@ def test_no_key_against_the_real_api_is_a_usage_error(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "MINIMAX_API_KEY" in result.output
+
+
+def test_run_mock_with_a_fault_config(tmp_path: Path) -> None:
+    config = tmp_path / "mock.yaml"
+    config.write_text("generation_seconds: 0.3\nfaults:\n  tasks: {fail_probability: 1.0}\n")
+    spec = write_jobs(tmp_path / "specs", {"a": "A cat."})
+    out = tmp_path / "out"
+    result = run(["run", "--mock", "--mock-config", str(config), str(spec), "--out", str(out)])
+    assert result.exit_code == 1
+    assert records(out)["a"]["error"]["code"] == "task_failed"
+    config.write_text("faults: {nope: 1}\n")
+    result = run(["run", "--mock", "--mock-config", str(config), str(spec), "--out", str(out)])
+    assert result.exit_code == 2 and "unknown key 'nope'" in result.output
+    result = run(["run", "--mock-config", str(config), str(spec), "--out", str(out)])
+    assert result.exit_code == 2 and "needs --mock" in result.output
