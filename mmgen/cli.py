@@ -182,7 +182,12 @@ def _positive(name: str, value: float | None, *, allow_zero: bool = False) -> No
 @click.option("--replace", multiple=True, metavar="NAME", help="Treat job NAME as to regenerate.")
 @click.option("--resubmit-unknown", is_flag=True, help="Plan interrupted submits as submit.")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="A table, or JSON on stdout.",
 )
 @handle_errors
 def plan_command(
@@ -278,7 +283,12 @@ def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
 )
 @click.option("--replace", multiple=True, metavar="NAME", help="Regenerate job NAME (repeatable).")
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="A table, or JSON on stdout.",
 )
 @click.pass_obj
 @handle_errors

@@ -1,0 +1,62 @@
+"""The README documents every command and option, and every key a job file may hold."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import click
+import pytest
+
+from mmgen.cli import main
+from mmgen.schemas import JOB_SCHEMA, REQUEST_SCHEMA, load_schema
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+COMMANDS = sorted(main.commands)
+
+
+def test_all_commands_are_listed() -> None:
+    assert set(COMMANDS) >= {"validate", "plan", "run", "status", "mock", "schema"}
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_command_has_help_and_is_documented(name: str) -> None:
+    command = main.commands[name]
+    assert command.help, f"mmgen {name} has no help text"
+    assert f"mmgen {name}" in README
+    for param in command.params:
+        if isinstance(param, click.Option):
+            assert param.help, f"mmgen {name} {param.opts[0]} has no help text"
+            long = max(param.opts, key=len)
+            assert long in README, f"README does not mention {long} of mmgen {name}"
+
+
+def test_global_options_are_documented() -> None:
+    for option in ("-v/--verbose", "-q/--quiet", "--version"):
+        assert option in README
+
+
+def _keys(schema: dict) -> set[str]:
+    found: set[str] = set()
+    if isinstance(schema, dict):
+        found |= set(schema.get("properties", {}))
+        for value in schema.values():
+            found |= _keys(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            found |= _keys(value)
+    return found
+
+
+def test_every_job_key_of_the_schema_is_documented() -> None:
+    keys = _keys(load_schema(REQUEST_SCHEMA)) | _keys(load_schema(JOB_SCHEMA))
+    keys -= {"file", "type", "image"}  # nested keys, shown in the example
+    missing = sorted(k for k in keys if not re.search(rf"`{re.escape(k)}:?`", README))
+    assert not missing, f"README does not document: {missing}"
+
+
+def test_status_fields_match_the_records() -> None:
+    from mmgen.records import Record
+
+    for field in Record.__dataclass_fields__:
+        assert f"`{field}`" in README, field
