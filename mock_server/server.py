@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib
 import socket
 from collections.abc import Callable
 
@@ -88,7 +89,8 @@ def serve(
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
     """uvloop's loop when installed (uvicorn[standard] brings it: ~1.5x the requests/s)."""
     try:
-        import uvloop
+        uvloop = importlib.import_module("uvloop")  # optional: not a dependency of mmgen
     except ImportError:
         return None
-    return uvloop.new_event_loop
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return factory
