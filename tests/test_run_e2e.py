@@ -302,3 +302,60 @@ def test_run_mock_with_a_fault_config(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "unknown key 'nope'" in result.output
     result = run(["run", "--mock-config", str(config), str(spec), "--out", str(out)])
     assert result.exit_code == 2 and "needs --mock" in result.output
+
+
+def test_chaos_every_job_still_finishes_once(start_mock: Any, tmp_path: Path) -> None:
+    """Flaky everything except what could create a task twice: each job ends with the video the
+    mock served, and each task was created exactly once."""
+    from mock_server.config import (
+        ChallengeFaults,
+        DownloadFaults,
+        DropFaults,
+        ServerErrorFaults,
+    )
+
+    faults = Faults(
+        rate_limit=RateLimitFaults(probability=0.2, endpoints=["create", "query"]),
+        server_errors=ServerErrorFaults(create=0.2, query=0.2, retrieve=0.2, download=0.2),
+        drops=DropFaults(query=0.2, retrieve=0.2, download=0.2),
+        callbacks=CallbackFaults(drop=0.3, duplicate=0.3, reorder=0.3, delay=0.3, delay_seconds=1),
+        challenge=ChallengeFaults(probability=0.3),
+        downloads=DownloadFaults(truncate_probability=0.3, expired_probability=0.3),
+    )
+    mock = start_mock(MockConfig(generation_seconds=0.5, seed=2024, faults=faults))
+    jobs = {f"j{i}": f"Scene {i}." for i in range(8)}
+    spec = write_jobs(tmp_path / "specs", jobs)
+    out = tmp_path / "out"
+    result = run(["run", str(spec), "--base-url", mock.base_url, "--out", str(out), *FAST])
+    assert result.exit_code == 0, result.output
+    stats = mock.stats()
+    assert stats["created"] == len(jobs)
+    assert stats["downloads_expired"] + stats["downloads_truncated"] > 0  # the faults did fire
+    mock.app.state.mock.config.faults.__dict__.update(Faults().__dict__)  # calm, to check
+    for record in records(out).values():
+        assert record["state"] == "success"
+        assert record["sha256"] == served_sha256(mock, record["file_id"])
+
+
+def test_dropped_create_is_unknown_and_never_resubmitted_silently(
+    start_mock: Any, tmp_path: Path
+) -> None:
+    from mock_server.config import DropFaults
+
+    faults = Faults(drops=DropFaults(create=1.0, create_commits=True))
+    mock = start_mock(MockConfig(generation_seconds=0.2, faults=faults))
+    spec = write_jobs(tmp_path / "specs", {"a": "A cat."})
+    out = tmp_path / "out"
+    args = ["run", str(spec), "--base-url", mock.base_url, "--out", str(out), *FAST]
+    first = run(args)
+    assert first.exit_code == 1
+    assert records(out)["a"]["state"] == "unknown"
+    assert mock.stats()["created"] == 1  # the task exists although the answer was lost
+    second = run(args)
+    assert second.exit_code == 1 and "--resubmit-unknown" in second.stdout
+    assert mock.stats()["created"] == 1  # not paid for twice
+    mock.app.state.mock.config.faults.drops.create = 0.0
+    third = run([*args, "--resubmit-unknown"])
+    assert third.exit_code == 0, third.output
+    assert mock.stats()["created"] == 2  # only because the user said so
+    assert records(out)["a"]["state"] == "success"
