@@ -469,19 +469,8 @@ class Runner:
         for _attempt in range(DOWNLOAD_ATTEMPTS):
             try:
                 info = await self.client.retrieve_file(record.file_id)
-                self._emit(
-                    JobEvent(
-                        job.name,
-                        item.action,
-                        "downloading",
-                        record.task_id,
-                        "Success",
-                        0,
-                        info.bytes or None,
-                    )
-                )
 
-                def progress(done: int, total: int | None, _info: Any = info) -> None:
+                def progress(done: int, total: int | None, size: int | None = info.bytes) -> None:
                     self._emit(
                         JobEvent(
                             job.name,
@@ -490,10 +479,11 @@ class Runner:
                             record.task_id,
                             "Success",
                             done,
-                            total or _info.bytes or None,
+                            total or size or None,
                         )
                     )
 
+                progress(0, None)
                 got = await self.client.download(
                     info.download_url, dest, progress=progress, expected_bytes=info.bytes or None
                 )
