@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
 from typing import Any
@@ -234,7 +235,10 @@ def test_rate_limit_bursts_still_finish(start_mock: Any, tmp_path: Path) -> None
     assert any(r.get("code") == 1002 for r in mock.requests())
 
 
-def test_canary_key_never_leaks(start_mock: Any, tmp_path: Path) -> None:
+def test_canary_key_never_leaks(
+    start_mock: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
     canary = "sk-CANARY-7f3a9c-do-not-print"
     mock = start_mock(MockConfig(generation_seconds=0.2, api_key="the-right-key"))
     spec = write_jobs(tmp_path / "specs", {"a": "A cat."})
@@ -246,6 +250,21 @@ def test_canary_key_never_leaks(start_mock: Any, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert records(out)["a"]["error"]["code"] == 2049
     assert canary not in result.output
+    assert "2049" in caplog.text or "2049" in result.output
+    assert len(caplog.records) > 5 and canary not in caplog.text  # -vv debug logs included
+    for path in out.rglob("*"):
+        if path.is_file():
+            assert canary.encode() not in path.read_bytes(), path
+
+    # and the whole happy path, with the canary as the right key
+    right = start_mock(MockConfig(generation_seconds=0.2, api_key=canary))
+    caplog.clear()
+    result = run(
+        ["-vv", "run", str(spec), "--base-url", right.base_url, "--out", str(out), *FAST],
+        env={"MINIMAX_API_KEY": canary},
+    )
+    assert result.exit_code == 0, result.output
+    assert canary not in result.output and canary not in caplog.text
     for path in out.rglob("*"):
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
