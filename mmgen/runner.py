@@ -133,8 +133,9 @@ def plan(
 
 
 def _plan_success(job: JobSpec, out_dir: Path, record: Record) -> PlanItem:
-    video = out_dir / (record.video or job.output)
-    actual = file_sha256(video)
+    # job.output, not record.video: a changed `output` (not part of the spec hash) moves the
+    # video by downloading it again, never by generating it again
+    actual = file_sha256(out_dir / job.output)
     if actual is not None and actual == record.sha256:
         return PlanItem(job, "skip", "done", record)
     why = "video missing" if actual is None else "video differs from the recorded sha256"
@@ -463,7 +464,7 @@ class Runner:
     async def _download(self, item: PlanItem, record: Record) -> JobOutcome:
         job = item.job
         assert record.file_id is not None
-        dest = self.store.out_dir / (record.video or job.output)
+        dest = self.store.out_dir / job.output
         dest.parent.mkdir(parents=True, exist_ok=True)
         last_error: MmgenError | None = None
         for _attempt in range(DOWNLOAD_ATTEMPTS):

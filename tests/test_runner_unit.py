@@ -261,3 +261,15 @@ async def test_job_with_its_own_callback_url_is_polled_and_kept(tmp_path: Path) 
         )
     assert result.ok
     assert client.created[0]["callback_url"] == "https://hooks.invalid/h"
+
+
+@pytest.mark.anyio
+async def test_changed_output_moves_the_video_without_regenerating(tmp_path: Path) -> None:
+    client = FakeClient()
+    await run_jobs(tmp_path, client, [Job("a")])
+    moved = Job("a", output="videos/a-final.mp4")  # same request body, same spec hash
+    result, items, _ = await run_jobs(tmp_path, client, [moved])
+    assert items[0].action == "resume" and result.ok
+    assert len(client.created) == 1
+    assert (tmp_path / "videos/a-final.mp4").read_bytes() == VIDEO
+    assert result.outcomes[0].record.video == "videos/a-final.mp4"
