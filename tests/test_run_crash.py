@@ -142,7 +142,7 @@ def test_sigkill_then_rerun(start_mock: Any, tmp_path: Path, moment: str) -> Non
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupt_exits_130_and_keeps_task_ids(start_mock: Any, tmp_path: Path, sig: int) -> None:
-    mock = start_mock(MockConfig(generation_seconds=3, seed=5))
+    mock = start_mock(MockConfig(generation_seconds=5, seed=5))
     specs, out = write_specs(tmp_path / "specs"), tmp_path / "out"
     runner = start_run(specs, out, mock.base_url)
     wait_until(lambda: sum(r["state"] == "submitted" for r in latest(out).values()) == JOBS)

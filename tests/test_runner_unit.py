@@ -57,8 +57,10 @@ class FakeClient:
         self.final_status: dict[str, str] = {}
         self.create_delay = 0.0
         self.downloads = 0
+        self.create_started = asyncio.Event()
 
     async def create_task(self, body: dict[str, Any]) -> str:
+        self.create_started.set()
         if self.create_delay:
             await asyncio.sleep(self.create_delay)
         error = self.create_errors.get(body.get("prompt", ""))
@@ -209,7 +211,7 @@ async def test_interrupted_create_still_records_the_task_id(tmp_path: Path) -> N
     with store.lock():
         runner = Runner(client, store, config(tmp_path))
         task = asyncio.create_task(runner.run(plan([Job("a")], store)))
-        await asyncio.sleep(0.1)  # the create call is in flight
+        await asyncio.wait_for(client.create_started.wait(), 10)  # the create is in flight
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -239,9 +241,13 @@ async def test_forged_success_push_is_not_believed(tmp_path: Path) -> None:
         [task_id] = list(listener._queues)
         forged = {"task_id": task_id, "status": "success", "file_id": "evil"}
         assert (await http.post(listener.callback_url, json=forged)).status_code == 200
-        await asyncio.sleep(0.3)
-        assert not run.done()  # one confirming query said Processing: the push was ignored
-        assert client.queries[task_id] == 2  # the first query after submit + the confirmation
+        for _ in range(500):  # the first query after submit, then one to confirm the push
+            if client.queries[task_id] >= 2:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)
+        assert not run.done()  # the confirming query said Processing: the push was ignored
+        assert client.queries[task_id] == 2  # and in callback mode nothing polls
         client.polls_to_finish = 0  # now it really finishes, and MiniMax pushes it
         real = {"task_id": task_id, "status": "success", "file_id": "f" + task_id}
         assert (await http.post(listener.callback_url, json=real)).status_code == 200
