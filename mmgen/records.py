@@ -216,8 +216,7 @@ class RecordStore:
         """Durably record ``record`` (append + fsync) before returning it."""
         if self._fd is None:
             raise StateError("outcome records are not open for writing (no lock held)")
-        line = json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
-        data = line.encode("utf-8")
+        data = _journal_line(record).encode("utf-8")
         written = 0
         while written < len(data):
             written += os.write(self._fd, data[written:])
@@ -234,10 +233,7 @@ class RecordStore:
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as handle:
                 for record in self.records():
-                    handle.write(
-                        json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":"))
-                        + "\n"
-                    )
+                    handle.write(_journal_line(record))
                 handle.flush()
                 os.fsync(handle.fileno())
             os.replace(tmp, self.path)
@@ -249,6 +245,11 @@ class RecordStore:
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._lines = len(self._records)
+
+
+def _journal_line(record: Record) -> str:
+    """One record as one compact JSON line of the journal."""
+    return json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
 
 
 def _fsync_dir(path: Path) -> None:
