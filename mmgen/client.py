@@ -55,6 +55,7 @@ from mmgen.errors import (
     TransportError,
     UsageError,
     api_error,
+    is_transient,
 )
 from mmgen.ratelimit import RateLimiter
 
@@ -322,7 +323,7 @@ class MiniMaxClient:
                 )
             return task_id
 
-        return await self._with_retries(attempt, self.retry.attempts, _api_retryable, endpoint)
+        return await self._with_retries(attempt, self.retry.attempts, is_transient, endpoint)
 
     async def query_task(self, task_id: str) -> TaskStatus:
         """The current status of a task."""
@@ -337,7 +338,7 @@ class MiniMaxClient:
             except ValueError:
                 raise response.malformed("no task status in the answer") from None
 
-        return await self._with_retries(attempt, self.retry.attempts, _api_retryable, endpoint)
+        return await self._with_retries(attempt, self.retry.attempts, is_transient, endpoint)
 
     async def retrieve_file(self, file_id: str) -> FileInfo:
         """The description and a fresh download URL of a generated file."""
@@ -360,7 +361,7 @@ class MiniMaxClient:
                 download_url=url.strip(),
             )
 
-        return await self._with_retries(attempt, self.retry.attempts, _api_retryable, endpoint)
+        return await self._with_retries(attempt, self.retry.attempts, is_transient, endpoint)
 
     async def download(
         self,
@@ -633,16 +634,6 @@ class _Answer:
 def normalize_status(status: str) -> str:
     """``"success"``/``"SUCCESS"`` -> ``"Success"``, ``"failed"`` -> ``"Fail"``; unknown kept."""
     return _STATUSES.get(status.strip().lower(), status)
-
-
-def _api_retryable(error: BaseException) -> bool:
-    if isinstance(error, AmbiguousSubmitError):
-        return False
-    if isinstance(error, TransportError):
-        return True
-    if isinstance(error, ApiError):
-        return error.retryable
-    return False
 
 
 def _download_retryable(error: BaseException) -> bool:

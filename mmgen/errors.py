@@ -274,3 +274,13 @@ class JobTimeoutError(MmgenError):
     """The job did not reach a terminal state within its timeout."""
 
     exit_code = EXIT_FAILED
+
+
+def is_transient(error: BaseException) -> bool:
+    """Worth trying again later: a retryable API answer or a network failure, but never an
+    ambiguous submit (trying that again could pay twice)."""
+    if isinstance(error, AmbiguousSubmitError):
+        return False
+    if isinstance(error, TransportError):
+        return True
+    return isinstance(error, ApiError) and error.retryable

@@ -40,6 +40,7 @@ from mmgen.errors import (
     MmgenError,
     TransportError,
     UsageError,
+    is_transient,
 )
 from mmgen.records import Record, RecordError, RecordStore, utc_now
 
@@ -57,7 +58,7 @@ WaitMode = Literal["auto", "callback", "poll"]
 SUBMIT_GRACE_SECONDS = 15.0
 
 #: How many times a download is retried with a fresh URL from the retrieve endpoint.
-DOWNLOAD_ATTEMPTS = 3
+DOWNLOAD_ATTEMPTS = 5
 
 
 # --- planning ------------------------------------------------------------------------------
@@ -408,8 +409,9 @@ class Runner:
         """Wait for a terminal status: callback pushes (confirmed by a query) and/or polling."""
         task_id = record.task_id
         assert task_id is not None
-        uses_callbacks = self.listener is not None and self._own_callback(item)
-        queue = self.listener.watch(task_id) if uses_callbacks and self.listener else None
+        queue = None
+        if self.listener is not None and self._own_callback(item):
+            queue = self.listener.watch(task_id)
         polling = self.config.wait != "callback" or queue is None
         interval = self.config.poll_interval
         if queue is not None and polling:
@@ -417,8 +419,8 @@ class Runner:
         try:
             # One query first: on resume the task may be long finished, and pushes sent before
             # the task id was known were refused.
-            status = await self._query(item, task_id)
-            while not status.terminal:
+            status = await self._poll(item, task_id)
+            while status is None or not status.terminal:
                 pushed = await self._next_push(queue, interval if polling else None)
                 if pushed is not None:
                     pushed_status = normalize_status(str(pushed.get("status", "")))
@@ -428,11 +430,11 @@ class Runner:
                     if pushed_status not in TERMINAL_STATUSES:
                         continue
                     # a push is a hint, never the truth: confirm with the query endpoint
-                    status = await self._query(item, task_id)
-                    if not status.terminal:
+                    status = await self._poll(item, task_id)
+                    if status is not None and not status.terminal:
                         log.warning("task %s: ignored an unconfirmed %r push", task_id, pushed)
                     continue
-                status = await self._query(item, task_id)
+                status = await self._poll(item, task_id)
                 interval = min(interval * 1.5, max(self.config.max_poll_interval, interval))
             return status
         finally:
@@ -456,8 +458,17 @@ class Runner:
         except TimeoutError:
             return None
 
-    async def _query(self, item: PlanItem, task_id: str) -> TaskStatus:
-        status = await self.client.query_task(task_id)
+    async def _poll(self, item: PlanItem, task_id: str) -> TaskStatus | None:
+        """The task's status, or None when MiniMax could not be asked right now (the client's
+        retries are exhausted on a transient failure): waiting goes on until the job's
+        timeout. Other errors (auth, sensitive output...) end the wait."""
+        try:
+            status = await self.client.query_task(task_id)
+        except MmgenError as err:
+            if not is_transient(err):
+                raise
+            log.warning("task %s: status query failed (%s); still waiting", task_id, err)
+            return None
         self._emit(JobEvent(item.job.name, item.action, "waiting", task_id, status.status))
         return status
 
@@ -488,13 +499,12 @@ class Runner:
                 got = await self.client.download(
                     info.download_url, dest, progress=progress, expected_bytes=info.bytes or None
                 )
-            except DownloadError as err:
-                last_error = err
-                log.info("download of %s failed (%s); retrieving a fresh URL", job.name, err)
-                continue
             except MmgenError as err:
                 last_error = err
-                break
+                if not (isinstance(err, DownloadError) or is_transient(err)):
+                    break
+                log.info("download of %s failed (%s); retrieving a fresh URL", job.name, err)
+                continue
             done = self.store.put(
                 record.evolve(
                     state="success",

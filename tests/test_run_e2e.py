@@ -334,12 +334,14 @@ def test_chaos_every_job_still_finishes_once(start_mock: Any, tmp_path: Path) ->
     )
 
     faults = Faults(
-        rate_limit=RateLimitFaults(probability=0.2, endpoints=["create", "query"]),
-        server_errors=ServerErrorFaults(create=0.2, query=0.2, retrieve=0.2, download=0.2),
-        drops=DropFaults(query=0.2, retrieve=0.2, download=0.2),
+        # odds chosen so that a job is lost to bad luck less than once in 1,000 runs: creates
+        # give up after 6 tries, downloads after 5 fresh URLs of 3 tries each
+        rate_limit=RateLimitFaults(probability=0.1, endpoints=["create", "query"]),
+        server_errors=ServerErrorFaults(create=0.1, query=0.2, retrieve=0.2, download=0.1),
+        drops=DropFaults(query=0.2, retrieve=0.2, download=0.1),
         callbacks=CallbackFaults(drop=0.3, duplicate=0.3, reorder=0.3, delay=0.3, delay_seconds=1),
         challenge=ChallengeFaults(probability=0.3),
-        downloads=DownloadFaults(truncate_probability=0.3, expired_probability=0.3),
+        downloads=DownloadFaults(truncate_probability=0.2, expired_probability=0.15),
     )
     mock = start_mock(MockConfig(generation_seconds=0.5, seed=2024, faults=faults))
     jobs = {f"j{i}": f"Scene {i}." for i in range(8)}
@@ -349,7 +351,7 @@ def test_chaos_every_job_still_finishes_once(start_mock: Any, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     stats = mock.stats()
     assert stats["created"] == len(jobs)
-    assert stats["downloads_expired"] + stats["downloads_truncated"] > 0  # the faults did fire
+    assert sum(stats["faults"].values()) > 10  # the faults did fire
     mock.app.state.mock.config.faults.__dict__.update(Faults().__dict__)  # calm, to check
     for record in records(out).values():
         assert record["state"] == "success"

@@ -279,3 +279,30 @@ async def test_changed_output_moves_the_video_without_regenerating(tmp_path: Pat
     assert len(client.created) == 1
     assert (tmp_path / "videos/a-final.mp4").read_bytes() == VIDEO
     assert result.outcomes[0].record.video == "videos/a-final.mp4"
+
+
+@pytest.mark.anyio
+async def test_transient_query_failures_do_not_end_the_wait(tmp_path: Path) -> None:
+    from mmgen.errors import AuthError, TransportError
+
+    client = FakeClient(polls_to_finish=4)
+    real_query = client.query_task
+    failures = iter([TransportError("connection reset"), api_error(1002, "rate limit")])
+
+    async def flaky(task_id: str) -> TaskStatus:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return await real_query(task_id)
+
+    client.query_task = flaky  # type: ignore[method-assign]
+    result, _, _ = await run_jobs(tmp_path, client, [Job("a")])
+    assert result.ok and client.queries["1001"] == 4
+
+    async def refused(task_id: str) -> TaskStatus:
+        raise AuthError(1004, "not authorized")
+
+    client.query_task = refused  # type: ignore[method-assign]
+    result, _, _ = await run_jobs(tmp_path, client, [Job("b")])
+    record = result.outcomes[0].record
+    assert not result.ok and record.state == "submitted" and record.error.code == 1004
