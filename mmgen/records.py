@@ -48,8 +48,9 @@ LOCK = ".lock"
 
 
 def utc_now() -> str:
-    """Timestamps in records: ISO 8601, UTC, second precision."""
-    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """Timestamps in records: ISO 8601, UTC, millisecond precision (``2026-11-25T06:58:04.123Z``),
+    so completion lag can be measured from the records."""
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)
@@ -81,6 +82,15 @@ class Record:
     submitted_at: str | None = None
     finished_at: str | None = None
     updated_at: str = field(default_factory=utc_now)
+    #: The request body as sent, each data-URL image replaced by ``sha256:<hex of its bytes>``
+    #: (small, diffable: what ``plan --format markdown`` compares). None in older records.
+    request: dict[str, Any] | None = None
+    #: The subject image as the job file names it: an http(s) URL, or a local file's path
+    #: (relative to the directory mmgen ran in when possible). For gallery thumbnails.
+    image: str | None = None
+    #: :attr:`mmgen.spec.JobSpec.source_hash` (the job before ``${ENV}`` and local images):
+    #: tells "job file changed" from "an environment variable or image changed".
+    source_hash: str | None = None
 
     @property
     def key(self) -> tuple[str, str]:
@@ -153,8 +163,17 @@ class RecordStore:
         self._torn_tail = torn_tail
 
     def records(self) -> list[Record]:
-        """Every record, ordered by job name then submission time."""
+        """Every record (every version of every job), ordered by job name then submission time."""
         return sorted(self._records.values(), key=lambda r: (r.job, r.submitted_at or ""))
+
+    def current(self) -> list[Record]:
+        """One record per job: its most recently updated version, ordered by job name."""
+        latest: dict[str, Record] = {}
+        for record in self._records.values():
+            seen = latest.get(record.job)
+            if seen is None or record.updated_at >= seen.updated_at:
+                latest[record.job] = record
+        return [latest[name] for name in sorted(latest)]
 
     def get(self, job: str, spec_hash: str) -> Record | None:
         return self._records.get((job, spec_hash))
