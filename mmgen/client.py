@@ -16,11 +16,13 @@ only for retryable codes, HTTP 429/5xx and network failures, and this client is 
 of the retries of one API call: callers that loop themselves (the runner's wait loop, its
 download rounds) pass ``attempts=1`` or a small number, so retries never stack (see
 :mod:`mmgen.runner` for the budget of one job). A connection that cannot even be made is tried
-at most :data:`CONNECT_ATTEMPTS` times: an unreachable server is reported in seconds. The create call spends money, so a
-network failure after the request may have reached MiniMax (read timeout, connection dropped
-while waiting for the answer...) is never retried: it raises AmbiguousSubmitError and the caller
-decides. Create is retried only when the request surely was not processed: the connection was
-never made, or MiniMax answered with a retryable error.
+at most :data:`CONNECT_ATTEMPTS` times: an unreachable server is reported in seconds.
+
+The create call spends money, so a network failure after the request may have reached
+MiniMax (read timeout, connection dropped while waiting for the answer...) is never retried:
+it raises AmbiguousSubmitError and the caller decides. Create is retried only when the request
+surely was not processed: the connection was never made, or MiniMax answered with a retryable
+error.
 
 Connections: the number of jobs in flight never sets the size of httpcore's pool or the length of
 its queue (its scheduling costs O(connections x queued requests), encode/httpx#3215). API calls
