@@ -42,7 +42,6 @@ import email.utils
 import hashlib
 import logging
 import math
-import os
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -76,6 +75,7 @@ from mmgen.errors import (
     api_error,
     is_transient,
 )
+from mmgen.files import commit
 from mmgen.ratelimit import RateLimiter
 
 __all__ = [
@@ -135,7 +135,7 @@ _HTTP_HINTS = {
     403: API_HINTS[1004],
     429: API_HINTS[1002],
 }
-_SERVER_HINT = "MiniMax server error; retried, try again later"
+_SERVER_HINT = "MiniMax server error; try again later"
 _EXPIRED_HINT = "download URLs live one hour: retrieve the file again for a fresh URL"
 _AMBIGUOUS_HINT = (
     "the task may exist on MiniMax and be billed; the job is recorded as unknown: "
@@ -634,7 +634,7 @@ class MiniMaxClient:
             ) as tmp:
                 tmp_path = Path(tmp.name)
                 digest, size = await self._stream_to(request, tmp, where, progress, expected_bytes)
-            await asyncio.to_thread(_commit, tmp_path, dest)
+            await asyncio.to_thread(commit, tmp_path, dest)
             tmp_path = None
             return Download(path=dest, sha256=digest, bytes=size)
         finally:
@@ -744,26 +744,6 @@ def _download_retryable(error: BaseException) -> bool:
         return False
     status = error.http_status
     return status is None or status == 429 or status >= 500
-
-
-def _commit(tmp_path: Path, dest: Path) -> None:
-    """fsync the finished temp file, rename it over ``dest`` and fsync the folder."""
-    fd = os.open(tmp_path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp_path, dest)
-    try:
-        dir_fd = os.open(dest.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def _base_resp(data: Mapping[str, Any] | None) -> tuple[int | None, str]:

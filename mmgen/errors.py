@@ -111,17 +111,17 @@ class LockedError(StateError):
 
 #: What to tell a user for each documented base_resp code.
 API_HINTS: dict[int, str] = {
-    1000: "unknown error on MiniMax's side; retried, try again later",
-    1001: "MiniMax timed out; retried, try again later",
+    1000: "unknown error on MiniMax's side; try again later",
+    1001: "MiniMax timed out; try again later",
     1002: "rate limited; lower --rpm or --concurrency",
     1004: "check MINIMAX_API_KEY and that it belongs to this account/region (MINIMAX_BASE_URL)",
     1008: "insufficient balance: top up the MiniMax account, then run again",
-    1013: "MiniMax internal error; retried, try again later",
-    1024: "MiniMax internal error; retried, try again later",
+    1013: "MiniMax internal error; try again later",
+    1024: "MiniMax internal error; try again later",
     1026: "the prompt or image was flagged as sensitive: change the job file",
     1027: "the generated video was flagged as sensitive: change the prompt or image",
-    1033: "MiniMax system error; retried, try again later",
-    1039: "token limit reached; retried, try again later",
+    1033: "MiniMax system error; try again later",
+    1039: "token limit reached; try again later",
     1041: "connection limit reached; lower --concurrency",
     1042: "the prompt has too many invisible characters: clean the job file",
     2013: "MiniMax refused the request parameters: run `mmgen validate` and check the job file",

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from mmgen.errors import LockedError, StateError
+from mmgen.files import fsync_dir
 
 State = Literal["submitting", "submitted", "success", "failed", "unknown"]
 STATES: tuple[State, ...] = ("submitting", "submitted", "success", "failed", "unknown")
@@ -225,7 +226,7 @@ class RecordStore:
             os.fsync(fd)
             self._torn_tail = False
         if not existed:
-            _fsync_dir(self.out_dir)
+            fsync_dir(self.out_dir)
         self._fd = fd
         if self._lines > 2 * len(self._records) + 100:
             self.compact()
@@ -311,7 +312,7 @@ class RecordStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
-        _fsync_dir(self.out_dir)
+        fsync_dir(self.out_dir)
         os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._lines = len(self._records)
@@ -350,11 +351,3 @@ def _data_url_sha256(url: str) -> str:
 def _journal_line(record: Record) -> str:
     """One record as one compact JSON line of the journal."""
     return json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -28,7 +28,8 @@ from mmgen.errors import Problem
 from mmgen.records import Record
 
 if TYPE_CHECKING:
-    from mmgen.runner import JobEvent, PlanItem, RunResult
+    from mmgen.outcomes import JobEvent, RunResult
+    from mmgen.planning import PlanItem
 
 # --- job-file problems (`mmgen validate`) -----------------------------------------------------
 
