@@ -410,8 +410,11 @@ def _rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]
     show_default=True,
     help="Table, JSON list of records, or HTML gallery.",
 )
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every version of every job, not only the current."
+)
 @handle_errors
-def status_command(out_dir: Path, fmt: str) -> None:
+def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
     """Show the outcome records of an out dir (JSON: a list of record objects; HTML: a
     gallery page of the videos, also written to OUT/index.html by every run)."""
     from mmgen.records import JOURNAL, RecordStore
@@ -422,7 +425,8 @@ def status_command(out_dir: Path, fmt: str) -> None:
             f"no outcome records in {out_dir}",
             hint="give the --out of an earlier `mmgen run` (default mmgen-out)",
         )
-    _show(render_records(RecordStore(out_dir).records(), fmt))
+    store = RecordStore(out_dir)
+    _show(render_records(store.records() if show_all else store.current(), fmt))
 
 
 @main.command("mock")

@@ -253,3 +253,24 @@ def test_a_locked_out_dir_exits_75_not_1(tmp_path: Path) -> None:
     from mmgen.errors import EXIT_LOCKED, LockedError
 
     assert LockedError("busy").exit_code == EXIT_LOCKED == 75
+
+
+def test_status_shows_current_records_and_all_shows_history(tmp_path: Path) -> None:
+    import json
+
+    from mmgen.records import Record
+
+    store = RecordStore(tmp_path)
+    with store.lock():
+        store.put(Record(job="a", spec="s", spec_hash="h1", state="success", updated_at="1"))
+        store.put(Record(job="a", spec="s", spec_hash="h2", state="failed", updated_at="2"))
+        store.put(Record(job="b", spec="s", spec_hash="h1", state="success", updated_at="1"))
+    runner = CliRunner()
+    current = json.loads(
+        runner.invoke(main, ["status", "--out", str(tmp_path), "--format", "json"]).output
+    )
+    assert [(r["job"], r["spec_hash"]) for r in current] == [("a", "h2"), ("b", "h1")]
+    every = json.loads(
+        runner.invoke(main, ["status", "--out", str(tmp_path), "--all", "--format", "json"]).output
+    )
+    assert len(every) == 3
