@@ -63,9 +63,15 @@ class CallbackListener:
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, public_url: str | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        public_url: str | None = None,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.host = host
+        self.read_timeout = read_timeout
         self.port = port
         self.public_url = public_url.rstrip("/") if public_url else None
         self.token = secrets.token_urlsafe(24)
@@ -123,7 +129,12 @@ class CallbackListener:
             data = await self._read_json(request)
         except _Refused as refused:
             self.pushes_rejected += 1
-            return JSONResponse({"error": str(refused)}, status_code=refused.status)
+            # close the connection: a client still sending a huge or stalled body is cut off
+            return JSONResponse(
+                {"error": str(refused)},
+                status_code=refused.status,
+                headers={"Connection": "close"} if refused.status in (408, 413) else None,
+            )
         except ClientDisconnect:
             self.pushes_rejected += 1
             return Response(status_code=400)
@@ -149,11 +160,11 @@ class CallbackListener:
         if declared.isdigit() and int(declared) > MAX_BODY:
             raise _Refused(413, "body too large")
         try:
-            body = await asyncio.wait_for(_read_limited(request, MAX_BODY), READ_TIMEOUT)
+            body = await asyncio.wait_for(_read_limited(request, MAX_BODY), self.read_timeout)
         except TimeoutError:
             raise _Refused(408, "body not sent in time") from None
         try:
-            data = json.loads(body)
+            data = json.loads(body.decode("utf-8"))  # strict: no lone surrogates, no latin-1
         except ValueError:
             raise _Refused(400, "body is not JSON") from None
         if not isinstance(data, dict):
