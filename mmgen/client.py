@@ -110,7 +110,7 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 CONNECT_ATTEMPTS = 3
 
 #: Default pool sizes: API calls are short, so tens of connections serve thousands of jobs.
-DEFAULT_MAX_CONNECTIONS = 32
+DEFAULT_MAX_CONNECTIONS = 16
 DEFAULT_MAX_DOWNLOADS = 8
 
 #: Network failures after which a create request surely did not reach MiniMax.
@@ -362,8 +362,8 @@ class MiniMaxClient:
     ) -> str:
         """Submit a generation request; return its task id.
 
-        ``before_send`` is awaited after the rate limiter let the request through and right
-        before it leaves (on every try): the runner records "submitting" there, so a job that
+        ``before_send`` is awaited after the rate limiter let the request through and the
+        connection gate gave it a slot, right before it leaves (on every try): the runner records "submitting" there, so a job that
         was still waiting for the limiter when the run stopped was never recorded as sent. An
         exception from it aborts the call (nothing sent).
 
@@ -375,11 +375,13 @@ class MiniMaxClient:
         async def attempt() -> str:
             if self.rate_limiter is not None:
                 await self.rate_limiter.acquire()
-            if before_send is not None:
-                await before_send()
             try:
                 answer = await self._call(
-                    "POST", "/v1/video_generation", json=dict(body), submit=True
+                    "POST",
+                    "/v1/video_generation",
+                    json=dict(body),
+                    submit=True,
+                    before_send=before_send,
                 )
             except RateLimitError as exc:
                 if self.rate_limiter is not None:
@@ -523,10 +525,13 @@ class MiniMaxClient:
         params: Mapping[str, str] | None = None,
         json: dict[str, Any] | None = None,
         submit: bool = False,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> _Answer:
         endpoint = f"{method} {path}"
         try:
             async with self._gate:
+                if before_send is not None:  # a connection slot is ours: the request leaves now
+                    await before_send()
                 response = await self._http.request(
                     method,
                     self.base_url + path,
