@@ -35,8 +35,8 @@ KEY_HINTS = {
 REQUIRED_HINTS = {"name": "every job needs a name"}
 
 OLD_MODELS = {
-    "video-01": "video-01 is the oldest model name (still accepted); prefer T2V-01 for text or "
-    "I2V-01 for an image (same rules), or a MiniMax-Hailuo model",
+    "video-01": "video-01 is an old model name (still accepted): prefer T2V-01 (text) or I2V-01 "
+    "(image), which have the same rules, or a MiniMax-Hailuo model",
 }
 """Models the API still accepts but no longer documents as current -> the advice given."""
 
