@@ -114,3 +114,15 @@ def test_strict_validator_reports_each_unknown_key_of_a_shipped_schema(tmp_path:
     unknown = f"{file}:5:5: subject_reference.0.wieght: unknown key"
     assert unknown in [str(p) for p in strict]
     assert unknown in [str(p) for p in plain]  # a standard validator's error, split per key
+
+
+def test_positions_count_only_newlines_as_line_breaks(tmp_path: Path) -> None:
+    # YAML also breaks lines at U+2028, U+0085 and a lone \r; FILE:LINE readers do not.
+    file = write(tmp_path / "odd.yaml", "x: 1\u2028y: 2\x85z: [3\rw: 4\n")
+    data, positions, problems = load_document(file)
+    assert data is None
+    assert [(p.line, p.column) for p in problems] == [(1, 18)]  # the file has one line
+    file = write(tmp_path / "odd.yaml", "x: 1\u2028y: lots\n")
+    data, positions, problems = load_document(file)
+    assert data == {"x": 1, "y": "lots"} and problems == []
+    assert positions.at(("y",)) == (1, 9) and positions.at(("y",), key=True) == (1, 6)

@@ -155,3 +155,18 @@ def test_video_01_keeps_the_01_rules(tmp_path: Path) -> None:
     file.write_text("name: old\nmodel: video-01\nprompt: A cat.\nduration: 10\n", encoding="utf-8")
     problems = [str(p) for p in validate_paths([file], env={}).problems]
     assert problems == [f"{file}:4:11: duration: 10 is not allowed for video-01 (only 6)"]
+
+
+def test_a_nul_character_in_an_image_path_is_a_problem_not_a_crash(tmp_path: Path) -> None:
+    file = tmp_path / "nul.yaml"
+    file.write_text('name: a\nmodel: I2V-01\nfirst_frame_image: "a\\0b.png"\n', encoding="utf-8")
+    [problem] = validate_paths([file], env={}).problems
+    assert (problem.line, problem.field) == (3, "first_frame_image")
+    assert problem.message.startswith("not a usable file path")
+
+
+def test_a_long_missing_image_path_is_not_echoed_whole(tmp_path: Path) -> None:
+    file = tmp_path / "long.yaml"
+    file.write_text(f"name: a\nmodel: I2V-01\nfirst_frame_image: {'a' * 5000}.png\n")
+    [problem] = validate_paths([file], env={}).problems
+    assert len(problem.message) < 200

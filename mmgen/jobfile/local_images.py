@@ -15,6 +15,7 @@ from typing import Any
 
 from mmgen import images
 from mmgen.schemas.documents import DocPath
+from mmgen.schemas.messages import truncate
 
 __all__ = ["ImageChecker", "image_slots"]
 
@@ -63,7 +64,7 @@ class ImageChecker:
         try:
             key = f"path:{path.resolve()}"
         except (OSError, ValueError):
-            raise images.ImageError(f"not a usable file path: {value!r}") from None
+            raise images.ImageError(f"not a usable file path: {truncate(repr(value))}") from None
         return ResolvedImage(
             self._cached(key, lambda: images.load_local_image(path, value)), str(path)
         )

@@ -14,6 +14,7 @@ data and its errors) and located through the YAML composer (JSON is YAML's flow 
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 import re
@@ -83,15 +84,31 @@ class DocumentKind:
 class _NodeProblem(Exception):
     """A problem that makes the whole document unusable (alias bomb, recursion, depth)."""
 
-    def __init__(self, node: yaml.Node, message: str, path: DocPath = ()) -> None:
+    def __init__(self, pos: Pos, message: str, path: DocPath = ()) -> None:
         super().__init__(message)
-        self.pos = _mark(node)
+        self.pos = pos
         self.message = message
         self.path = path
 
 
-def _mark(node: yaml.Node) -> Pos:
-    return node.start_mark.line + 1, node.start_mark.column + 1
+class _Lines:
+    """1-based positions counted in "\\n"-separated lines, as editors and ``FILE:LINE`` readers
+    count them (YAML also breaks lines at a lone \\r, U+0085, U+2028 and U+2029)."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.starts = [0, *(m.end() for m in re.finditer("\n", text))]
+
+    def pos(self, index: int) -> Pos:
+        index = min(max(index, 0), len(self.text))
+        line = bisect.bisect_right(self.starts, index)
+        return line, index - self.starts[line - 1] + 1
+
+    def at(self, mark: yaml.Mark) -> Pos:
+        return self.pos(mark.index)
+
+    def node(self, node: yaml.Node) -> Pos:
+        return self.pos(node.start_mark.index)
 
 
 _Loader: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -108,8 +125,11 @@ _SCALAR_TAGS = {
 class _Converter:
     """Turn a composed YAML node tree into plain data, recording positions, with limits."""
 
-    def __init__(self, file: str, positions: Positions, problems: list[Problem]) -> None:
+    def __init__(
+        self, file: str, lines: _Lines, positions: Positions, problems: list[Problem]
+    ) -> None:
         self.file = file
+        self.lines = lines
         self.positions = positions
         self.problems = problems
         self.count = 0
@@ -119,17 +139,17 @@ class _Converter:
         self.count += 1
         if self.count > MAX_YAML_NODES:
             message = f"document expands to more than {MAX_YAML_NODES} values (alias bomb?)"
-            raise _NodeProblem(node, message)
-        self.positions.values[path] = _mark(node)
+            raise _NodeProblem(self.lines.node(node), message)
+        where = self.positions.values[path] = self.lines.node(node)
         if isinstance(node, yaml.ScalarNode):
             return self.scalar(node, path)
         if id(node) in self.active:
-            raise _NodeProblem(node, "recursive alias: a value contains itself", path)
+            raise _NodeProblem(where, "recursive alias: a value contains itself", path)
         if len(path) > MAX_DEPTH:
-            raise _NodeProblem(node, f"nested more than {MAX_DEPTH} levels deep", path)
+            raise _NodeProblem(where, f"nested more than {MAX_DEPTH} levels deep", path)
         expected = _TAG + ("seq" if isinstance(node, yaml.SequenceNode) else "map")
         if node.tag != expected:
-            raise _NodeProblem(node, f"YAML tag {node.tag} is not supported", path)
+            raise _NodeProblem(self.lines.node(node), f"YAML tag {node.tag} is not supported", path)
         self.active.add(id(node))
         try:
             if isinstance(node, yaml.SequenceNode):
@@ -154,7 +174,7 @@ class _Converter:
                 first = self.positions.keys[child]
                 self.problem(key_node, child, f"duplicate key {key!r} (first at line {first[0]})")
                 continue
-            self.positions.keys[child] = _mark(key_node)
+            self.positions.keys[child] = self.lines.node(key_node)
             result[key] = self.convert(value_node, child)
         return result
 
@@ -174,7 +194,7 @@ class _Converter:
         return node.value
 
     def problem(self, node: yaml.Node, path: DocPath, message: str) -> None:
-        self.problems.append(Problem(self.file, *_mark(node), dotted(path), message))
+        self.problems.append(Problem(self.file, *self.lines.node(node), dotted(path), message))
 
 
 def load_document(
@@ -252,23 +272,28 @@ def _parse_yaml(
         return None
     if len(nodes) > 1:
         message = f"more than one YAML document; put one {kind.noun} per document"
-        problems.append(Problem(file, *_mark(nodes[1]), "", message))
+        problems.append(Problem(file, *_Lines(text).node(nodes[1]), "", message))
         return None
-    return _convert_root(file, nodes[0], kind, positions, problems)
+    return _convert_root(file, _Lines(text), nodes[0], kind, positions, problems)
 
 
 def _convert_root(
-    file: str, root: yaml.Node, kind: DocumentKind, positions: Positions, problems: list[Problem]
+    file: str,
+    lines: _Lines,
+    root: yaml.Node,
+    kind: DocumentKind,
+    positions: Positions,
+    problems: list[Problem],
 ) -> Any:
     if not isinstance(root, yaml.MappingNode):
         if isinstance(root, yaml.ScalarNode) and root.tag == _TAG + "null":
             message = f"empty document: expected {kind.expected}"
         else:
             message = f"a {kind.noun} must be a mapping ({kind.shape})"
-        problems.append(Problem(file, *_mark(root), "", message))
+        problems.append(Problem(file, *lines.node(root), "", message))
         return None
     try:
-        return _Converter(file, positions, problems).convert(root, ())
+        return _Converter(file, lines, positions, problems).convert(root, ())
     except _NodeProblem as err:
         problems.append(Problem(file, *err.pos, dotted(err.path), err.message))
         return None
@@ -276,55 +301,48 @@ def _convert_root(
 
 def _syntax_problem(file: str, text: str, err: yaml.MarkedYAMLError) -> Problem:
     """One located, readable problem for a YAML syntax error, always inside the file."""
+    lines = _Lines(text)
     mark = err.problem_mark or err.context_mark
-    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    line, col = lines.at(mark) if mark else (1, 1)
     message = err.problem or err.context or "invalid YAML"
     if err.problem and err.context and err.context_mark:
-        where = f"line {err.context_mark.line + 1}, column {err.context_mark.column + 1}"
+        where = "line {}, column {}".format(*lines.at(err.context_mark))
         message = f"{message} ({err.context} at {where})"
-    lines = text.split("\n")
     context = err.context or ""
-    if mark and _char_at(lines, mark.line, mark.column) == "\t":
+    if mark and text[mark.index : mark.index + 1] == "\t":
         message = "tab character: indent YAML with spaces"
     elif "quoted scalar" in context and err.context_mark and mark and mark.index >= len(text):
-        line, col = err.context_mark.line + 1, err.context_mark.column + 1
+        line, col = lines.at(err.context_mark)
         message = "this quoted string is never closed: add the closing quote"
-    elif "flow" in context and (found := _flow_reference(lines, err.context_mark, mark)):
-        (line, col), ref = found
-        example = f'["{ref}"]' if "sequence" in context else f'{{key: "{ref}"}}'
-        message = f"{ref} inside [...] or {{...}} must be quoted: write {example}"
-    return Problem(file, *_inside(lines, line, col), "", f"YAML syntax error: {message}")
+    elif "flow" in context and (ref := _flow_reference(text, err.context_mark, mark)):
+        line, col = lines.pos(ref[0])
+        example = f'["{ref[1]}"]' if "sequence" in context else f'{{key: "{ref[1]}"}}'
+        message = f"{ref[1]} inside [...] or {{...}} must be quoted: write {example}"
+    return Problem(file, *_inside(text, line, col), "", f"YAML syntax error: {message}")
 
 
 _FLOW_REF = re.compile(r"\$\{[^}\s]*\}?")
 
 
 def _flow_reference(
-    lines: list[str], start: yaml.Mark | None, end: yaml.Mark | None
-) -> tuple[Pos, str] | None:
-    """The first ``${...}`` between the opening of a flow collection and the error, if any."""
-    first = start.line if start else (end.line if end else 0)
-    last = end.line if end else first
-    for index in range(first, min(last, len(lines) - 1) + 1):
-        offset = start.column if start and index == start.line else 0
-        match = _FLOW_REF.search(lines[index], offset)
-        if match:
-            return (index + 1, match.start() + 1), match.group(0)
-    return None
+    text: str, start: yaml.Mark | None, end: yaml.Mark | None
+) -> tuple[int, str] | None:
+    """The first ``${...}`` from the opening of a flow collection to the error's line end."""
+    first = start.index if start else 0
+    last = text.find("\n", end.index) if end else -1
+    match = _FLOW_REF.search(text, first, last if last >= 0 else len(text))
+    if match is None:
+        return None
+    return match.start(), match.group(0)
 
 
-def _inside(lines: list[str], line: int, col: int) -> Pos:
+def _inside(text: str, line: int, col: int) -> Pos:
     """Clamp a position to the file's last real line (a final newline adds no line)."""
+    lines = text.split("\n")
     count = len(lines) - 1 if len(lines) > 1 and lines[-1] == "" else len(lines)
     if line <= count:
         return line, col
-    return count, len(lines[count - 1]) + 1 if count >= 1 else 1
-
-
-def _char_at(lines: list[str], line: int, column: int) -> str:
-    if line < len(lines) and column < len(lines[line]):
-        return lines[line][column]
-    return ""
+    return count, len(lines[count - 1]) + 1
 
 
 def _parse_json(
@@ -333,8 +351,7 @@ def _parse_json(
     try:
         data = json.loads(text)
     except json.JSONDecodeError as err:
-        lines = text.split("\n")
-        problems.append(Problem(file, *_inside(lines, err.lineno, err.colno), "", err.msg))
+        problems.append(Problem(file, *_inside(text, err.lineno, err.colno), "", err.msg))
         return None
     except RecursionError:
         problems.append(Problem(file, 1, 1, "", "nested too deeply"))
