@@ -126,3 +126,11 @@ def test_positions_count_only_newlines_as_line_breaks(tmp_path: Path) -> None:
     data, positions, problems = load_document(file)
     assert data == {"x": 1, "y": "lots"} and problems == []
     assert positions.at(("y",)) == (1, 9) and positions.at(("y",), key=True) == (1, 6)
+
+
+def test_no_private_api_of_jsonschema_is_used() -> None:
+    package = Path(__file__).resolve().parent.parent / "mmgen"
+    for source in package.rglob("*.py"):
+        text = source.read_text(encoding="utf-8")
+        assert "_resolver" not in text, source
+        assert "jsonschema._" not in text, source

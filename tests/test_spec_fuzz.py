@@ -128,6 +128,7 @@ def fuzz_dir(tmp_path: Path) -> Path:
     return tmp_path / "cases"
 
 
+@pytest.mark.slow
 def test_mutated_examples_never_crash_and_stay_located(fuzz_dir: Path) -> None:
     rng = random.Random(20261125)
     files = problems = 0

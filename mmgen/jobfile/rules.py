@@ -49,7 +49,6 @@ def _interpolated() -> dict[str, Any]:
 def file_problems(data: Any) -> list[Rendered]:
     """The shape of a whole job file (root of job.json), paths in the document."""
     context = RenderContext(
-        root=data,
         pattern_hints=PATTERN_HINTS,
         key_hints=KEY_HINTS,
         required_hints=REQUIRED_HINTS,
@@ -66,7 +65,6 @@ def job_problems(job: dict[str, Any], written: dict[DocPath, str]) -> list[Rende
     """
     model = job.get("model")
     context = RenderContext(
-        root=job,
         written=written,
         pattern_hints=PATTERN_HINTS,
         key_hints=KEY_HINTS,

@@ -50,8 +50,6 @@ class Rendered(NamedTuple):
 class RenderContext:
     """What a document format adds to the generic messages (all optional)."""
 
-    root: Any = None
-    """The validated instance (the whole document or job)."""
     written: Mapping[DocPath, str] = field(default_factory=dict)
     """Text as written in the file for values that were expanded (shown instead of the value)."""
     pattern_hints: Mapping[str, str] = field(default_factory=dict)
@@ -338,7 +336,7 @@ def schema_problems(
     Use :func:`mmgen.schemas.strict_validator` for one problem per unknown key with a "did you
     mean"; a standard validator works too (its unknown-key errors are split per key here).
     """
-    context = context or RenderContext(root=data)
+    context = context or RenderContext()
     out: list[Problem] = []
     for error in validator.iter_errors(data):
         for item in render(error, context):
