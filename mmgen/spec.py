@@ -34,8 +34,8 @@ Expansion of each job, in this order:
    unique across all files of the run.
 
 Every problem is a :class:`~mmgen.errors.Problem` located at the offending value in the YAML
-(for a missing key: at the mapping that lacks it; for an unknown key: at the key). A file with a
-problem of its own (a duplicate or merge key...) contributes no valid job. Advice that does not
+(for a missing key: at the mapping that lacks it; for an unknown key: at the key). A file with
+any problem contributes no valid job (its jobs are still all checked). Advice that does not
 make a job invalid (an old model name) is a warning: a Problem whose message starts with
 ``warning:``. Nothing here prints or imports click.
 

@@ -100,8 +100,9 @@ def test_without_env_or_local_images_source_and_spec_hash_agree(tmp_path: Path) 
     [
         "  - name: a\n    prompt: x\n  - name: b\n    prompt: y\n    prompt: z\n",
         "  - name: a\n    prompt: x\n  - <<: {prompt: y}\n    name: b\n",
+        "  - name: a\n    prompt: x\n  - name: m\n    prompt: y\n    matrix: {v: [1, 2]}\n",
     ],
-    ids=["duplicate-key", "merge-key"],
+    ids=["duplicate-key", "merge-key", "unused-matrix-variable"],
 )
 def test_a_file_with_problems_contributes_no_valid_job(tmp_path: Path, jobs: str) -> None:
     file = tmp_path / "jobs.yaml"

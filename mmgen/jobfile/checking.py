@@ -2,9 +2,9 @@
 
 :class:`JobFileChecker` runs the steps for each file and keeps what they found: every problem
 (:class:`~mmgen.jobfile.problems.ProblemLog`), warnings, and a
-:class:`~mmgen.jobfile.uniqueness.Candidate` per expanded job. A file with any problem of its
-own (a duplicate key, a merge key...) contributes no valid job, though its jobs are still
-checked so that every problem is reported at once.
+:class:`~mmgen.jobfile.uniqueness.Candidate` per expanded job. A file with any problem (a
+duplicate key, a merge key, an unused matrix variable...) contributes no valid job, though all
+its jobs are still checked so that every problem is reported at once.
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ class JobFileChecker:
         for path, problem in shape:  # one clear message: "unknown key" says it all
             if any(path[: len(u)] == u for u in file.unknown):
                 self.log.withdraw(problem)
-        if own:
+        if self.log.mentions(name):  # a file with a problem contributes no valid job
             for cand in self.candidates[first:]:
                 cand.spec = None
 

@@ -6,6 +6,8 @@ reported once, with the names of the jobs: ``... (in jobs a, b and 3 more)``.
 
 from __future__ import annotations
 
+from collections import Counter
+
 from mmgen.errors import Problem
 from mmgen.schemas.messages import truncate
 
@@ -19,6 +21,7 @@ class ProblemLog:
 
     def __init__(self) -> None:
         self._entries: dict[_Key, tuple[str, list[str]]] = {}
+        self._per_file: Counter[str] = Counter()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -28,14 +31,20 @@ class ProblemLog:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = (problem.message, [])
+            self._per_file[problem.file] += 1
         if job is not None and job not in entry[1]:
             entry[1].append(job)
+
+    def mentions(self, file: str) -> bool:
+        """Whether any problem is located in ``file``."""
+        return self._per_file[file] > 0
 
     def withdraw(self, problem: Problem) -> None:
         """Forget ``problem`` if it is still as added (its message, no job named since)."""
         key = (problem.file, problem.line, problem.column, problem.field)
         if self._entries.get(key) == (problem.message, []):
             del self._entries[key]
+            self._per_file[problem.file] -= 1
 
     def problems(self) -> list[Problem]:
         out = []
