@@ -154,7 +154,7 @@ def test_json_documents_keep_the_depth_limit(tmp_path: Path) -> None:
     assert [p.message for p in problems] == ["nested more than 64 levels deep"]
 
 
-@settings(derandomize=True, max_examples=150, deadline=None)
+@settings(derandomize=True, database=None, max_examples=150, deadline=None)
 @given(value=_JSON, cut=st.integers(0, 400), junk=st.sampled_from(["", ",", "}", '"', "\t", "\n"]))
 def test_generated_json_never_crashes_and_stays_located(value: object, cut: int, junk: str) -> None:
     text = json.dumps({"config": value}, indent=1)
