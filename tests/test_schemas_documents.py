@@ -168,3 +168,11 @@ def test_generated_json_never_crashes_and_stays_located(value: object, cut: int,
         if data is not None:
             for line, column in [*positions.values.values(), *positions.keys.values()]:
                 assert 1 <= line <= lines and column >= 1
+
+
+def test_a_bundle_embeds_only_the_schemas_it_refers_to() -> None:
+    from mmgen.schemas import JOB_SCHEMA, bundled_schema
+
+    assert REQUEST_SCHEMA in bundled_schema(JOB_SCHEMA)["$defs"]
+    # the request schema refers to no other file (nor will the mock's config schema)
+    assert JOB_SCHEMA not in bundled_schema(REQUEST_SCHEMA)["$defs"]
