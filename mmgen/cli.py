@@ -124,6 +124,9 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
     from mmgen.spec import validate_paths
 
     result = validate_paths(list(paths))
+    if fmt == "text" and settings.verbosity >= 0:
+        for warning in result.warnings:  # advice only: never changes the exit code
+            click.echo(str(warning), err=True)
     summary = validation_summary(len(result.files), len(result.jobs), result.problems)
     if fmt == "json" or result.problems:  # json: always the list, `[]` when all is valid
         click.echo(render_problems(result.problems, fmt))
