@@ -327,6 +327,8 @@ def test_replay_serves_repeats_in_order_then_the_last_and_never_goes_back(tmp_pa
         assert http.post("/v1/video_generation", json=create).json()["task_id"] == "T1"
         statuses = [http.get(query).json()["status"] for _ in range(4)]
         assert statuses == ["Processing", "Processing", "Success", "Success"]
+        http.post("/_replay/reset").raise_for_status()
+        assert http.get(query).json()["status"] == "Processing"  # from the start again
 
     with (
         ServerThread(create_replay_app(recording, max_callback_gap=0.01)) as replay,
@@ -442,3 +444,41 @@ def test_mock_mode_usage_errors(tmp_path: Path, args: list[str], message: str) -
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_ranges_and_broken_off_downloads_pass_through_but_are_not_kept(tmp_path: Path) -> None:
+    from mock_server.config import DownloadFaults, Faults
+
+    slow = Faults(downloads=DownloadFaults(slow_probability=1.0, bytes_per_second=32768.0))
+    recording = tmp_path / "dl.jsonl"
+    auth = {"Authorization": f"Bearer {CANARY}"}
+    upstream = ServerThread(create_app(MockConfig(generation_seconds=0.0, faults=slow)))
+    with upstream, ServerThread(create_recorder_app(recording, upstream.url)) as recorder:
+        with httpx.Client(base_url=recorder.url, trust_env=False, headers=auth) as http:
+            image = {"type": "character", "image": ["https://example.org/face.jpg"]}
+            body = {"model": "S2V-01", "prompt": "A cat.", "subject_reference": [image]}
+            task = http.post("/v1/video_generation", json=body).json()["task_id"]
+            status: dict[str, Any] = {}
+            for _ in range(400):  # generation_seconds=0: done at the first or second query
+                status = http.get("/v1/query/video_generation", params={"task_id": task}).json()
+                if status.get("status") == "Success":
+                    break
+                threading.Event().wait(0.05)
+            info = http.get("/v1/files/retrieve", params={"file_id": status["file_id"]}).json()
+            url = info["file"]["download_url"]
+            assert url.startswith(f"{recorder.url}/_recording/downloads/")
+            part = http.get(url, headers={"Range": "bytes=0-99"})
+            assert part.status_code == 206 and len(part.content) == 100
+            with http.stream("GET", url) as video:  # the client gives up after one chunk
+                assert video.status_code == 200
+                next(video.iter_raw())
+        deadline = 20.0
+        while deadline > 0 and sum(e["kind"] == "download" for e in events(recording)) < 2:
+            threading.Event().wait(0.05)
+            deadline -= 0.05
+    downloads = [e for e in events(recording) if e["kind"] == "download"]
+    assert [(d["status"], d["complete"], d["video"]) for d in downloads] == [
+        (206, True, None),
+        (200, False, None),
+    ]
+    assert not list((folder_of(recording) / "videos").iterdir())  # no partial file left

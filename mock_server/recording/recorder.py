@@ -331,7 +331,7 @@ class Recorder:
         if request.method == "HEAD":
             await upstream.aclose()
             return Response(b"", upstream.status_code, headers=answer_headers)
-        if upstream.status_code != 200:
+        if upstream.status_code not in (200, 206):  # an error page: small
             try:
                 content = await upstream.aread()
             finally:
@@ -347,33 +347,26 @@ class Recorder:
     async def _stream(
         self, upstream: httpx.Response, event: dict[str, Any]
     ) -> AsyncIterator[bytes]:
+        """Pass the video on chunk by chunk, keeping a whole one (a 200, not a 206 range)."""
+        whole = upstream.status_code == 200
         part = self.writer.video_part()
         complete = False
         try:
             async for chunk in upstream.aiter_bytes(CHUNK):
-                part.write(chunk)
+                if whole:
+                    part.write(chunk)
                 yield chunk
             complete = True
         finally:
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()
-            if complete:
+            if complete and whole:
                 name = await asyncio.to_thread(part.commit)
-                self.writer.append(
-                    "download",
-                    {
-                        **event,
-                        "video": name,
-                        "sha256": part.sha256,
-                        "bytes": part.bytes,
-                        "complete": True,
-                    },
-                )
-            else:  # the client or the upstream broke off: keep the attempt, not the bytes
+                kept = {"video": name, "sha256": part.sha256, "bytes": part.bytes}
+                self.writer.append("download", {**event, **kept, "complete": True})
+            else:  # a range, or the client or the upstream broke off: not a video to keep
                 part.discard()
-                self.writer.append(
-                    "download", {**event, "video": None, "bytes": part.bytes, "complete": False}
-                )
+                self.writer.append("download", {**event, "video": None, "complete": complete})
 
 
 def create_recorder_app(

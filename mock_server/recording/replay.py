@@ -21,7 +21,8 @@ pushes are POSTed in order, each after its recorded delay capped at ``max_callba
 A request that is not in the recording gets HTTP 404 with ``base_resp`` 2013 and a message
 naming what was not matched. Every request and callback is listed in the journal,
 ``GET /_replay/journal`` (``{"recording", "unmatched", "entries": [...]}``), and unmatched
-requests are logged as warnings.
+requests are logged as warnings. ``POST /_replay/reset`` starts every sequence over (a second
+run against the same replay server).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ CHALLENGE_TIMEOUT = 3.0
 CALLBACK_TIMEOUT = 10.0
 JOURNAL_LIMIT = 10_000
 FAIL_CHALLENGE = "invalid params, fail to check callback url"
+#: Headers the replay's own server sets (not replayed, or they would come twice).
+SERVER_HEADERS = frozenset({"date", "server"})
 
 
 class Replay:
@@ -151,7 +154,7 @@ class Replay:
         headers = {
             name: value
             for name, value in (response.get("headers") or {}).items()
-            if name not in HOP_BY_HOP and value != "REDACTED"
+            if name not in HOP_BY_HOP | SERVER_HEADERS and value != "REDACTED"
         }
         if "body" in response:
             body = response["body"]
@@ -305,6 +308,16 @@ class Replay:
         content = str(event.get("text", event.get("error", ""))).encode()
         return Response(content, int(event.get("status") or 502), headers=headers)
 
+    async def reset(self, request: Request) -> Response:
+        """Start over: every answer sequence from its first answer, pushes stopped, journal kept."""
+        for push in list(self._pushes):
+            push.cancel()
+        self._cursors.clear()
+        self._download_cursors.clear()
+        self._marks.clear()
+        self._log("reset")
+        return JSONResponse({"reset": True})
+
     async def inspect_journal(self, request: Request) -> Response:
         return JSONResponse(
             {
@@ -334,6 +347,7 @@ def create_replay_app(path: Path | Recording, *, max_callback_gap: float = 1.0) 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
     routes = [
         Route("/_replay/journal", replay.inspect_journal, methods=["GET"]),
+        Route("/_replay/reset", replay.reset, methods=["POST"]),
         Route(DOWNLOAD_PREFIX + "/{download_id:str}", replay.download, methods=["GET", "HEAD"]),
         Route("/{path:path}", replay.serve, methods=methods),
     ]
