@@ -369,6 +369,24 @@ def test_a_killed_recorder_leaves_a_usable_recording(tmp_path: Path) -> None:
         create_recorder_app(lost, "http://127.0.0.1:9")
 
 
+def test_replay_challenges_a_callback_url_even_when_the_recording_has_no_callbacks(
+    tmp_path: Path,
+) -> None:
+    from mock_server.recording.format import request_key
+
+    lines = recording_lines(request_key)
+    del lines[1]["callback"]  # recorded with --wait poll: no callback_url, no callbacks
+    recording = write_recording(tmp_path / "poll.jsonl", [lines[0], lines[1], *lines[3:5]])
+    with ServerThread(create_replay_app(recording)) as replay, Receiver() as receiver:
+        created = httpx.post(
+            f"{replay.url}/v1/video_generation",
+            json={"model": "S2V-01", "prompt": "p", "callback_url": receiver.url},
+            trust_env=False,
+        )
+        assert created.json()["task_id"] == "T1"
+        assert len(receiver.received) == 1 and receiver.received[0]["challenge"]
+
+
 def echo_upstream() -> Starlette:
     """An API that echoes back whatever credentials it was sent (body, query, URL)."""
 
@@ -401,6 +419,11 @@ def test_the_key_is_redacted_wherever_it_appears(tmp_path: Path) -> None:
             headers={"Authorization": f"Bearer {CANARY}", "X-Api-Key": env_key},
         )
         assert CANARY in answer.text  # the client gets the upstream's answer untouched
+        hook = {"callback_url": "http://127.0.0.1:1/hook"}
+        echoed = http.post("/v1/video_generation", json=hook).json()["body"]
+        assert json.loads(echoed)["callback_url"].startswith(
+            f"{recorder.url}/_recording/callbacks/"
+        )
         assert http.get("/v1/query/video_generation", headers={"Cookie": "s=1"}).status_code == 200
         # a recorder whose upstream is itself answers 508 instead of looping
         assert http.get("/x", headers={"x-mmgen-recorder": "1"}).status_code == 508
@@ -408,6 +431,20 @@ def test_the_key_is_redacted_wherever_it_appears(tmp_path: Path) -> None:
     for secret in (CANARY, env_key, "sk-env%2Bkey", "sk-env+key", "s=1"):
         assert secret not in text, secret
     assert text.count("REDACTED") >= 6
+    tunnel = "https://tunnel.example.org/abc"
+    with (
+        ServerThread(echo_upstream()) as upstream,
+        ServerThread(
+            create_recorder_app(tmp_path / "tunnel.jsonl", upstream.url, public_url=tunnel)
+        ) as recorder,
+    ):
+        answer = httpx.post(
+            f"{recorder.url}/v1/video_generation",
+            json={"callback_url": "http://127.0.0.1:1/hook"},
+            trust_env=False,
+        )
+        callback_url = json.loads(answer.json()["body"])["callback_url"]
+        assert callback_url.startswith(f"{tunnel}/_recording/callbacks/")
     exchange = events(recording)[1]
     assert exchange["request"]["headers"]["authorization"] == "REDACTED"
     assert exchange["request"]["body"] == {
