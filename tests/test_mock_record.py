@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -404,7 +405,9 @@ def echo_upstream() -> Starlette:
     return Starlette(routes=[Route("/{path:path}", echo, methods=["GET", "POST"])])
 
 
-def test_the_key_is_redacted_wherever_it_appears(tmp_path: Path) -> None:
+def test_the_key_is_redacted_wherever_it_appears(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     recording = tmp_path / "echo.jsonl"
     env_key = "sk-env+key/with=odd&chars"  # known from the start (MINIMAX_API_KEY)
     with (
@@ -427,6 +430,15 @@ def test_the_key_is_redacted_wherever_it_appears(tmp_path: Path) -> None:
         assert http.get("/v1/query/video_generation", headers={"Cookie": "s=1"}).status_code == 200
         # a recorder whose upstream is itself answers 508 instead of looping
         assert http.get("/x", headers={"x-mmgen-recorder": "1"}).status_code == 508
+        # uvicorn's access log prints query strings: the secrets are scrubbed there too
+        access = logging.getLogger("uvicorn.access")
+        access.addHandler(caplog.handler)  # uvicorn's loggers do not propagate
+        try:
+            with caplog.at_level(logging.INFO, logger="uvicorn.access"):
+                access.info('%s - "%s %s" %d', "127.0.0.1", "GET", f"/x?k={CANARY}", 200)
+        finally:
+            access.removeHandler(caplog.handler)
+        assert caplog.records and CANARY not in caplog.text and "k=REDACTED" in caplog.text
     text = recording.read_text()
     for secret in (CANARY, env_key, "sk-env%2Bkey", "sk-env+key", "s=1"):
         assert secret not in text, secret

@@ -369,6 +369,27 @@ class Recorder:
                 self.writer.append("download", {**event, "video": None, "complete": complete})
 
 
+class RedactingFilter(logging.Filter):
+    """Scrubs learned secrets from log records (uvicorn's access log prints query strings)."""
+
+    def __init__(self, redactor: Redactor) -> None:
+        super().__init__()
+        self.redactor = redactor
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = self.redactor.text(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(
+                self.redactor.text(arg) if isinstance(arg, str) else arg for arg in record.args
+            )
+        return True
+
+
+#: Loggers whose records may carry a request line or an error with a URL in it.
+REDACTED_LOGGERS = ("uvicorn.access", "uvicorn.error", "mock_server.recording")
+
+
 def create_recorder_app(
     path: Path,
     upstream: str,
@@ -382,15 +403,21 @@ def create_recorder_app(
     ``upstream`` the API's base URL; ``public_url`` the base URL under which the *upstream*
     reaches this proxy for callbacks (default: the base URL the client used); ``secrets_``
     are redacted from the start (e.g. ``MINIMAX_API_KEY``), on top of every credential header
-    seen.
+    seen; while the app runs, they are also scrubbed from uvicorn's logs.
     """
     recorder = Recorder(path, upstream, public_url=public_url, secrets_=secrets_)
 
+    redacting = RedactingFilter(recorder.redactor)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        for name in REDACTED_LOGGERS:
+            logging.getLogger(name).addFilter(redacting)
         try:
             yield
         finally:
+            for name in REDACTED_LOGGERS:
+                logging.getLogger(name).removeFilter(redacting)
             await recorder.aclose()
 
     methods = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
