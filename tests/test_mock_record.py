@@ -495,6 +495,31 @@ def test_mock_mode_usage_errors(tmp_path: Path, args: list[str], message: str) -
     assert "Traceback" not in result.output
 
 
+def video_url(http: httpx.Client) -> str:
+    """Create a task on a mock with generation_seconds=0 (through ``http``); its download URL."""
+    image = {"type": "character", "image": ["https://example.org/face.jpg"]}
+    body = {"model": "S2V-01", "prompt": "A cat.", "subject_reference": [image]}
+    task = http.post("/v1/video_generation", json=body).json()["task_id"]
+    status: dict[str, Any] = {}
+    for _ in range(400):  # done at the first or second query
+        status = http.get("/v1/query/video_generation", params={"task_id": task}).json()
+        if status.get("status") == "Success":
+            break
+        threading.Event().wait(0.05)
+    info = http.get("/v1/files/retrieve", params={"file_id": status["file_id"]}).json()
+    url: str = info["file"]["download_url"]
+    return url
+
+
+def wait_for_downloads(recording: Path, count: int) -> list[dict[str, Any]]:
+    for _ in range(400):
+        downloads = [e for e in events(recording) if e["kind"] == "download"]
+        if len(downloads) >= count:
+            return downloads
+        threading.Event().wait(0.05)
+    raise AssertionError(f"fewer than {count} downloads recorded")
+
+
 def test_ranges_and_broken_off_downloads_pass_through_but_are_not_kept(tmp_path: Path) -> None:
     from mock_server.config import DownloadFaults, Faults
 
@@ -504,30 +529,34 @@ def test_ranges_and_broken_off_downloads_pass_through_but_are_not_kept(tmp_path:
     upstream = ServerThread(create_app(MockConfig(generation_seconds=0.0, faults=slow)))
     with upstream, ServerThread(create_recorder_app(recording, upstream.url)) as recorder:
         with httpx.Client(base_url=recorder.url, trust_env=False, headers=auth) as http:
-            image = {"type": "character", "image": ["https://example.org/face.jpg"]}
-            body = {"model": "S2V-01", "prompt": "A cat.", "subject_reference": [image]}
-            task = http.post("/v1/video_generation", json=body).json()["task_id"]
-            status: dict[str, Any] = {}
-            for _ in range(400):  # generation_seconds=0: done at the first or second query
-                status = http.get("/v1/query/video_generation", params={"task_id": task}).json()
-                if status.get("status") == "Success":
-                    break
-                threading.Event().wait(0.05)
-            info = http.get("/v1/files/retrieve", params={"file_id": status["file_id"]}).json()
-            url = info["file"]["download_url"]
+            url = video_url(http)
             assert url.startswith(f"{recorder.url}/_recording/downloads/")
             part = http.get(url, headers={"Range": "bytes=0-99"})
             assert part.status_code == 206 and len(part.content) == 100
             with http.stream("GET", url) as video:  # the client gives up after one chunk
                 assert video.status_code == 200
                 next(video.iter_raw())
-        deadline = 20.0
-        while deadline > 0 and sum(e["kind"] == "download" for e in events(recording)) < 2:
-            threading.Event().wait(0.05)
-            deadline -= 0.05
-    downloads = [e for e in events(recording) if e["kind"] == "download"]
+        downloads = wait_for_downloads(recording, 2)
     assert [(d["status"], d["complete"], d["video"]) for d in downloads] == [
         (206, True, None),
         (200, False, None),
     ]
     assert not list((folder_of(recording) / "videos").iterdir())  # no partial file left
+
+
+def test_a_download_the_upstream_breaks_off_breaks_off_for_the_client_and_is_not_kept(
+    tmp_path: Path,
+) -> None:
+    from mock_server.config import DownloadFaults, Faults
+
+    cut = Faults(downloads=DownloadFaults(truncate_probability=1.0, truncate_mode="abort"))
+    recording = tmp_path / "cut.jsonl"
+    upstream = ServerThread(create_app(MockConfig(generation_seconds=0.0, faults=cut)))
+    with upstream, ServerThread(create_recorder_app(recording, upstream.url)) as recorder:
+        auth = {"Authorization": f"Bearer {CANARY}"}
+        with httpx.Client(base_url=recorder.url, trust_env=False, headers=auth) as http:
+            with pytest.raises(httpx.RemoteProtocolError):  # not a silently short video
+                http.get(video_url(http))
+            downloads = wait_for_downloads(recording, 1)
+    assert [(d["status"], d["complete"], d["video"]) for d in downloads] == [(200, False, None)]
+    assert not list((folder_of(recording) / "videos").iterdir())

@@ -357,6 +357,9 @@ class Recorder:
                     part.write(chunk)
                 yield chunk
             complete = True
+        except httpx.TransportError as err:  # the client must see it broken off, too
+            log.warning("download %s: the upstream broke off: %s", event["id"], err)
+            raise UpstreamBrokeOff(str(err)) from None
         finally:
             with anyio.CancelScope(shield=True):
                 await upstream.aclose()
@@ -369,14 +372,21 @@ class Recorder:
                 self.writer.append("download", {**event, "video": None, "complete": complete})
 
 
+class UpstreamBrokeOff(Exception):
+    """A download the upstream broke off: the client's connection is closed the same way."""
+
+
 class RedactingFilter(logging.Filter):
-    """Scrubs learned secrets from log records (uvicorn's access log prints query strings)."""
+    """Scrubs learned secrets from log records (uvicorn's access log prints query strings),
+    and drops uvicorn's traceback of a download the upstream broke off (already logged)."""
 
     def __init__(self, redactor: Redactor) -> None:
         super().__init__()
         self.redactor = redactor
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and isinstance(record.exc_info[1], UpstreamBrokeOff):
+            return False
         if isinstance(record.msg, str):
             record.msg = self.redactor.text(record.msg)
         if isinstance(record.args, tuple):
