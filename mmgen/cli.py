@@ -420,10 +420,13 @@ def status_command(out_dir: Path, fmt: str) -> None:
 @click.option(
     "--upstream",
     envvar="MINIMAX_BASE_URL",
-    help="The API --record proxies to.  [env: MINIMAX_BASE_URL]",
+    show_envvar=True,
+    metavar="URL",
+    help="The API --record proxies to.",
 )
 @click.option(
     "--public-url",
+    metavar="URL",
     help="With --record: the base URL under which the upstream reaches this proxy for "
     "callbacks (a tunnel); default: the URL the client used.",
 )
