@@ -79,23 +79,29 @@ def test_record_then_replay_offline_gives_identical_videos(tmp_path: Path) -> No
                 ["run", str(spec), "--base-url", recorder.url, "--out", str(tmp_path / "o1"), *FAST]
             )
             assert first.exit_code == 0, first.output
-            lines = events(recording)  # written as it happens, not when the recorder stops
+            # written as it happens, not when the recorder stops
+            assert len(wait_for_downloads(recording, 3)) == 3
         stats = httpx.get(f"{upstream.url}/_mock/stats", trust_env=False).json()
+    lines = events(recording)
     recorded = outcomes(tmp_path / "o1")
     assert {r["state"] for r in recorded.values()} == {"success"}
     # the callbacks went upstream -> recorder -> the run's listener, and were recorded
-    assert stats["challenges_ok"] == 3 and stats["callbacks_delivered"] >= 3
+    assert stats["challenges_ok"] == 3
+    assert sum(e["kind"] == "callback" and not e["challenge"] for e in lines) >= 3
     kinds = [e["kind"] for e in lines]
     assert kinds[0] == "recording" and {"exchange", "callback", "download"} <= set(kinds)
     assert sum(1 for e in lines if e["kind"] == "callback" and e["challenge"]) == 3
-    assert all(e["receiver"]["status"] == 200 for e in lines if e["kind"] == "callback")
+    challenges = [e for e in lines if e["kind"] == "callback" and e["challenge"]]
+    assert all(e["receiver"]["body"] == e["payload"] for e in challenges)  # echoed
+    # (a push may come after the run's listener closed: its receiver outcome is an error)
     videos = {e["sha256"] for e in lines if e["kind"] == "download" and e["video"]}
     assert videos == {r["sha256"] for r in recorded.values()}
     # the key appears nowhere: not in the recording, not in a video, not in a file name
     for path in every_file(recording):
         assert CANARY.encode() not in path.read_bytes(), path
         assert CANARY not in str(path)
-    assert any(e["request"]["headers"].get("authorization") == "REDACTED" for e in lines[1:3])
+    exchanges = [e for e in lines if e["kind"] == "exchange"]
+    assert all(e["request"]["headers"]["authorization"] == "REDACTED" for e in exchanges)
 
     # the upstream is gone: the replay serves the recording alone, with a fresh out dir
     with ServerThread(create_replay_app(recording)) as replay:
