@@ -9,6 +9,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import signal
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -573,3 +577,68 @@ def test_a_download_the_upstream_breaks_off_breaks_off_for_the_client_and_is_not
             downloads = wait_for_downloads(recording, 1)
     assert [(d["status"], d["complete"], d["video"]) for d in downloads] == [(200, False, None)]
     assert not list((folder_of(recording) / "videos").iterdir())
+
+
+def serve_cli(args: list[str]) -> tuple[subprocess.Popen[str], str]:
+    """``mmgen mock ARGS --port 0`` in a child process; returns it and the URL it printed."""
+    env = {**os.environ, "MINIMAX_API_KEY": CANARY, "PYTHONUNBUFFERED": "1"}
+    env.pop("MINIMAX_BASE_URL", None)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "mmgen", "-q", "mock", *args, "--port", "0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert child.stdout is not None
+    for line in child.stdout:  # ends when the child exits (a start-up failure)
+        if "export MINIMAX_BASE_URL=" in line:
+            return child, line.split("=", 1)[1].strip()
+    child.wait()
+    raise AssertionError(f"mmgen mock did not start (exit {child.returncode})")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL")
+def test_a_recorder_killed_with_sigkill_keeps_what_it_recorded(tmp_path: Path) -> None:
+    recording = tmp_path / "killed.jsonl"
+    with ServerThread(create_app(MockConfig(generation_seconds=0.0))) as upstream:
+        child, url = serve_cli(["--record", str(recording), "--upstream", upstream.url])
+        try:
+            auth = {"Authorization": f"Bearer {CANARY}"}
+            with httpx.Client(base_url=url, trust_env=False, headers=auth) as http:
+                download = http.get(video_url(http))
+                assert download.status_code == 200
+                wait_for_downloads(recording, 1)
+        finally:
+            child.kill()  # SIGKILL: no shutdown, no flush, no lifespan
+            child.wait()
+            assert child.stdout is not None
+            child.stdout.close()
+    loaded = load_recording(recording)
+    assert loaded.warnings == []
+    assert sum(len(v) for v in loaded.exchanges.values()) >= 3  # create, query(s), retrieve
+    (video,) = [d for ds in loaded.downloads.values() for d in ds]
+    assert loaded.video_path(video).read_bytes() == download.content
+    assert CANARY not in recording.read_text()
+
+    # and the CLI serves it back until Ctrl-C
+    child, url = serve_cli(["--replay", str(recording)])
+    try:
+        created = httpx.post(
+            f"{url}/v1/video_generation",
+            json={
+                "model": "S2V-01",
+                "prompt": "A cat.",
+                "subject_reference": [
+                    {"type": "character", "image": ["https://example.org/face.jpg"]}
+                ],
+            },
+            trust_env=False,
+        )
+        task_ids = {e["task_id"] for es in loaded.exchanges.values() for e in es if "task_id" in e}
+        assert created.json()["task_id"] in task_ids
+    finally:
+        child.send_signal(signal.SIGINT)
+        assert child.wait(timeout=30) == 0
+        assert child.stdout is not None
+        child.stdout.close()
