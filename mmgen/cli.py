@@ -460,12 +460,14 @@ def mock_command(
     FILE it serves such a recording offline (its journal at /_replay/journal).
     """
     level = "warning" if settings.verbosity < 0 else "debug" if settings.verbosity > 1 else "info"
-    mock_options: list[object] = [config_file, generation_seconds, seed, api_key]
-    _check_mock_mode(record_file, upstream, public_url, replay_file, mock_options)
-    if record_file is not None or replay_file is not None:
+    source = click.get_current_context().get_parameter_source("upstream")
+    if source == ParameterSource.ENVIRONMENT and record_file is None:
+        upstream = None  # MINIMAX_BASE_URL only matters to --record
+    if record_file or replay_file or upstream or public_url:
+        mock_options = (config_file, generation_seconds, seed, api_key)
         _record_or_replay(
             host, port, level, settings.verbosity >= 0, record_file, upstream, public_url,
-            replay_file,
+            replay_file, any(option is not None for option in mock_options),
         )  # fmt: skip
         return
     from mock_server import MockConfig, load_config
@@ -497,28 +499,6 @@ def mock_command(
         click.echo("mmgen mock: stopped", err=True)
 
 
-def _check_mock_mode(
-    record_file: Path | None,
-    upstream: str | None,
-    public_url: str | None,
-    replay_file: Path | None,
-    mock_options: list[object],
-) -> None:
-    """One clear UsageError for option combinations of ``mmgen mock`` that cannot work."""
-    if record_file is not None and replay_file is not None:
-        raise UsageError("--record and --replay cannot be combined: record first, then replay")
-    source = click.get_current_context().get_parameter_source("upstream")
-    if record_file is None and upstream is not None and source != ParameterSource.ENVIRONMENT:
-        raise UsageError("--upstream only makes sense with --record FILE")
-    if record_file is None and public_url is not None:
-        raise UsageError("--public-url only makes sense with --record FILE")
-    if (record_file or replay_file) and any(option is not None for option in mock_options):
-        raise UsageError(
-            "--config, --generation-seconds, --seed and --api-key configure the bundled mock; "
-            "they do nothing with --record or --replay"
-        )
-
-
 def _record_or_replay(
     host: str,
     port: int,
@@ -528,6 +508,7 @@ def _record_or_replay(
     upstream: str | None,
     public_url: str | None,
     replay_file: Path | None,
+    mock_options: bool,
 ) -> None:
     """``mmgen mock --record`` / ``--replay``: build the proxy or the replay, serve it."""
     import os
@@ -540,6 +521,7 @@ def _record_or_replay(
         upstream=upstream,
         public_url=public_url,
         replay=replay_file,
+        mock_options=mock_options,
         secrets_=[os.environ.get("MINIMAX_API_KEY")],
     )
 

@@ -31,13 +31,25 @@ def build_app(
     upstream: str | None,
     public_url: str | None,
     replay: Path | None,
+    mock_options: bool = False,
     secrets_: Iterable[str | None] = (),
 ) -> tuple[Starlette, str]:
     """The app of ``mmgen mock --record`` or ``--replay`` and what it does, in a few words.
 
-    UsageError for anything that cannot work (no upstream, a URL that is not http(s), a
-    recording that exists already or cannot be read).
+    One clear UsageError for what cannot work: both or neither mode, ``upstream`` or
+    ``public_url`` without ``record``, options of the bundled mock (``mock_options``), no
+    upstream, a URL that is not http(s), a recording that exists already or cannot be read.
     """
+    if record is not None and replay is not None:
+        raise UsageError("--record and --replay cannot be combined: record first, then replay")
+    for name, value in (("--upstream", upstream), ("--public-url", public_url)):
+        if record is None and value is not None:
+            raise UsageError(f"{name} only makes sense with --record FILE")
+    if mock_options:
+        raise UsageError(
+            "--config, --generation-seconds, --seed and --api-key configure the bundled mock; "
+            "they do nothing with --record or --replay"
+        )
     if replay is not None:
         return create_replay_app(replay), f"replaying {replay}"
     if record is None:
