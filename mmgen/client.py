@@ -363,9 +363,10 @@ class MiniMaxClient:
         """Submit a generation request; return its task id.
 
         ``before_send`` is awaited after the rate limiter let the request through and the
-        connection gate gave it a slot, right before it leaves (on every try): the runner records "submitting" there, so a job that
-        was still waiting for the limiter when the run stopped was never recorded as sent. An
-        exception from it aborts the call (nothing sent).
+        connection gate gave it a slot, right before it leaves (on every try): the runner
+        records "submitting" there, so a job that was still waiting for the limiter when the
+        run stopped was never recorded as sent. An exception from it aborts the call (nothing
+        sent).
 
         Raises AmbiguousSubmitError when the request may have reached MiniMax but no usable
         answer came back: the task may exist. Never retried in that case.
