@@ -16,8 +16,10 @@ One owner per retry loop, so retries never stack. For one job, at most:
   3 when the connection cannot be made; never after the request may have reached MiniMax;
 - wait: one query per poll (:data:`QUERY_ATTEMPTS` tries); the wait loop is the retry, its
   interval backing off to ``max_poll_interval``, bounded by ``--timeout``;
-- download: :data:`DOWNLOAD_ROUNDS` rounds of one retrieve (:data:`RETRIEVE_ATTEMPTS` tries)
-  and one streamed GET: 12 requests at worst.
+- download: :data:`DOWNLOAD_ROUNDS` rounds, each one retrieve for a fresh URL
+  (:data:`RETRIEVE_ATTEMPTS` tries) and one streamed GET (:data:`DOWNLOAD_ATTEMPTS` tries,
+  each from the first byte); a round ends early only on an expired URL: 24 requests at worst
+  (it was about 90 when client, runner and retrieve retries nested).
 
 The run stops submitting at the first account-level error (wrong key, empty balance, spent
 quota, unreachable server: :func:`~mmgen.errors.is_account_error`): one message, the jobs not
@@ -70,9 +72,10 @@ WaitMode = Literal["auto", "callback", "poll"]
 SUBMIT_GRACE_SECONDS = 15.0
 #: Tries of one status query inside the wait loop (the loop itself is the retry).
 QUERY_ATTEMPTS = 2
-#: Rounds of retrieve (fresh URL) + download; tries of the retrieve inside one round.
-DOWNLOAD_ROUNDS = 3
+#: Rounds of retrieve (fresh URL) + download; tries of each inside one round.
+DOWNLOAD_ROUNDS = 4
 RETRIEVE_ATTEMPTS = 3
+DOWNLOAD_ATTEMPTS = 3
 #: Creates refused for the callback URL after which callbacks are no longer offered.
 CALLBACK_REFUSALS = 3
 
@@ -502,7 +505,7 @@ class Runner:
                 progress(0, None)
                 # never rely on `bytes`: the real API answers 0; Content-Length is checked
                 got = await self.client.download(
-                    info.download_url, dest, progress=progress, attempts=1
+                    info.download_url, dest, progress=progress, attempts=DOWNLOAD_ATTEMPTS
                 )
             except InvalidRequestError as err:
                 return await self._lost(item, record, _Lost(f"file {file_id}", err))

@@ -25,7 +25,13 @@ from mmgen.errors import (
 )
 from mmgen.planning import plan, version_path
 from mmgen.records import RecordStore
-from mmgen.runner import DOWNLOAD_ROUNDS, RETRIEVE_ATTEMPTS, RunConfig, Runner
+from mmgen.runner import (
+    DOWNLOAD_ATTEMPTS,
+    DOWNLOAD_ROUNDS,
+    RETRIEVE_ATTEMPTS,
+    RunConfig,
+    Runner,
+)
 from tests.test_runner_unit import VIDEO, FakeClient, Job, run_jobs
 
 
@@ -197,7 +203,7 @@ async def test_refused_callback_check_is_resent_without_callback_and_polled(
 @pytest.mark.anyio
 async def test_one_video_costs_a_bounded_number_of_requests(tmp_path: Path) -> None:
     """Retries do not stack: a download that always fails costs DOWNLOAD_ROUNDS x
-    (RETRIEVE_ATTEMPTS + 1) requests at most (it was ~90)."""
+    (RETRIEVE_ATTEMPTS + DOWNLOAD_ATTEMPTS) requests at most (it was ~90)."""
     base = "https://api.test.invalid"
     with respx.mock(assert_all_called=False) as router:
         router.post(f"{base}/v1/video_generation").respond(
@@ -237,8 +243,8 @@ async def test_one_video_costs_a_bounded_number_of_requests(tmp_path: Path) -> N
                 result = await runner.run(plan([Job("a")], store))
     assert not result.ok
     total = retrieve.call_count + cdn.call_count
-    assert total <= DOWNLOAD_ROUNDS * (RETRIEVE_ATTEMPTS + 1)
-    assert cdn.call_count == DOWNLOAD_ROUNDS
+    assert total <= DOWNLOAD_ROUNDS * (RETRIEVE_ATTEMPTS + DOWNLOAD_ATTEMPTS) == 24
+    assert cdn.call_count == DOWNLOAD_ROUNDS * DOWNLOAD_ATTEMPTS
     record = result.outcomes[0].record
     assert record.state == "submitted" and record.error.code == "download"
 
