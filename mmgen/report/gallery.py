@@ -37,6 +37,10 @@ _STATE_LABELS = {
     "submitting": "submitting",
 }
 
+#: Filter buttons, in this order (finished first).
+_FILTER_ORDER = ("success", "failed", "unknown", "submitted", "submitting")
+assert set(_FILTER_ORDER) == set(STATES)
+
 _SCRIPT = """
 (function () {
   function wanted() {
@@ -163,8 +167,8 @@ class _Thumbnails:
         lower = image[:8].lower()
         if lower.startswith(("http://", "https://")):
             return (
-                f'<img class="thumb" src="{_e(image)}" alt="subject image" loading="lazy" '
-                f'referrerpolicy="no-referrer">'
+                f'<img class="thumb" src="{_e(image)}" alt="" title="{_e(image)}" '
+                f'loading="lazy" referrerpolicy="no-referrer">'
             )
         data = data_url_bytes(image)
         if data is None:
@@ -273,10 +277,10 @@ def render_gallery(
     links += [
         f'<a href="#state={state}" data-state="{state}">{_e(_STATE_LABELS[state])} '
         f"({states[state]})</a>"
-        for state in STATES
+        for state in _FILTER_ORDER
         if states[state]
     ]
-    summary = ", ".join(f"{states[s]} {_STATE_LABELS[s]}" for s in STATES if states[s])
+    summary = ", ".join(f"{states[s]} {_STATE_LABELS[s]}" for s in _FILTER_ORDER if states[s])
     body = "\n".join(cards) if cards else ""
     script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
     # only this page's own script may run, whatever a prompt holds (defence in depth)
