@@ -83,11 +83,10 @@ def enforce_max_tasks(
 ) -> int:
     """The spending guard: raise :class:`UsageError` (exit 2) when the run would create more
     than ``max_tasks`` tasks; return how many it creates. ``None`` means no limit."""
-    count = len(tasks_to_create(items, resubmit_unknown=resubmit_unknown))
+    creating = [item.job.name for item in tasks_to_create(items, resubmit_unknown=resubmit_unknown)]
+    count = len(creating)
     if max_tasks is not None and count > max_tasks:
-        names = ", ".join(
-            item.job.name for item in tasks_to_create(items, resubmit_unknown=resubmit_unknown)
-        )
+        names = ", ".join(creating[:10]) + (f" and {count - 10} more" if count > 10 else "")
         raise UsageError(
             f"this run would create {count} task{'s' if count != 1 else ''} ({names}), "
             f"more than --max-tasks {max_tasks} allows; nothing was submitted",
