@@ -177,20 +177,17 @@ def test_max_tasks_allows_a_run_within_it_and_counts_only_new_tasks(
     specs: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
+    config = tmp_path / "mock.yaml"
+    config.write_text("generation_seconds: 0.2\n")
     env: dict[str, str | None] = {"MMGEN_MAX_TASKS": None}
-    code, _, err = _run(
-        "-q", "run", "--mock", str(specs), "--out", str(out), "--max-tasks", "3", env=env
-    )
+    run = ["-q", "run", "--mock", "--mock-config", str(config), str(specs), "--out", str(out)]
+    code, _, err = _run(*run, "--max-tasks", "3", env=env)
     assert code == 0, err
     # everything done: 0 tasks to create, so even --max-tasks 0 lets the run through
-    code, _, err = _run(
-        "-q", "run", "--mock", str(specs), "--out", str(out), "--max-tasks", "0", env=env
-    )
+    code, _, err = _run(*run, "--max-tasks", "0", env=env)
     assert code == 0, err
     (specs / "two.yaml").write_text(JOB.format(name="two").replace("waves", "jumps"))
-    code, _, err = _run(
-        "-q", "run", "--mock", str(specs), "--out", str(out), "--max-tasks", "0", env=env
-    )
+    code, _, err = _run(*run, "--max-tasks", "0", env=env)
     assert code == 2 and "would create 1 task (two)" in err
 
 
