@@ -77,8 +77,8 @@ def make_out_dir(tmp_path: Path) -> Path:
             submitted_at="2026-11-25T11:00:00.000Z",
             finished_at="2026-11-25T11:00:05.000Z",
             updated_at="2026-11-25T11:00:05.000Z",
-            request=body(XSS_PROMPT, "https://example.org/face.jpg"),
-            image="https://example.org/face.jpg",
+            request=body(XSS_PROMPT, "https://example.invalid/face.jpg"),
+            image="https://example.invalid/face.jpg",
         ),
         Record(
             job="pending",

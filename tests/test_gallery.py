@@ -80,7 +80,7 @@ def test_prompt_is_escaped_and_no_foreign_script_runs(page: str) -> None:
 
 def test_thumbnails_local_remote_and_missing(page: str) -> None:
     imgs = {a.get("title") or a["src"]: a["src"] for t, a in _parse(page).tags if t == "img"}
-    assert imgs["https://example.org/face.jpg"] == "https://example.org/face.jpg"
+    assert imgs["https://example.invalid/face.jpg"] == "https://example.invalid/face.jpg"
     local = imgs["images/face.png"]
     assert local is not None and local.startswith("data:image/jpeg;base64,")
     assert len(local) < 20_000  # a thumbnail, not the image

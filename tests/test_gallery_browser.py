@@ -37,6 +37,7 @@ def _chromium(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
         "--disable-background-networking",
         "--disable-component-update",
         "--disable-sync",
+        "--host-resolver-rules=MAP * ~NOTFOUND",  # the page's remote thumbnail stays offline
         f"--user-data-dir={tmp_path / 'profile'}",
         *args,
     ]
@@ -75,6 +76,8 @@ def test_dom_has_every_card_and_the_filter_hides_by_url(tmp_path: Path, gallery:
         r'<a[^>]*data-state="failed"[^>]*class="active"',
         failed,
     )
+    # the remote thumbnail cannot load offline: the page's script shows a placeholder
+    assert 'title="https://example.invalid/face.jpg">image unavailable</div>' in failed
     # the prompt's markup stayed text: no element came from it
     assert "<script>alert" not in failed and '<img src="x"' not in failed
 

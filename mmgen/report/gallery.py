@@ -63,6 +63,17 @@ _SCRIPT = """
     var none = document.getElementById("none-shown");
     if (none) { none.hidden = shown !== 0; }
   }
+  function unavailable(img) {
+    var box = document.createElement("div");
+    box.className = "thumb";
+    box.title = img.title;
+    box.textContent = "image unavailable";
+    img.replaceWith(box);
+  }
+  document.querySelectorAll("img.thumb").forEach(function (img) {
+    if (img.complete && !img.naturalWidth) { unavailable(img); }
+    else { img.addEventListener("error", function () { unavailable(img); }); }
+  });
   window.addEventListener("hashchange", apply);
   apply();
 })();
@@ -113,6 +124,7 @@ details.history summary{cursor:pointer}
 details.history ol{margin:.35rem 0 0;padding-left:1.2rem}
 details.history li{margin:.15rem 0}
 details.history li.current{color:var(--ink);font-weight:600}
+details.history a{color:var(--run)}
 p.empty{padding:0 1.5rem;color:var(--muted)}
 """.strip()
 
@@ -208,7 +220,7 @@ def _history(versions: Sequence[Record], current: Record) -> str:
         )
     return (
         f'<details class="history"><summary>{_e(plural(len(versions), "version"))}</summary>'
-        f"<ol>{''.join(rows)}</ol></details>"
+        f"<ol reversed>{''.join(rows)}</ol></details>"
     )
 
 
