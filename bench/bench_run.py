@@ -24,7 +24,9 @@ from pathlib import Path
 
 import httpx
 
-from mmgen.runner import JobEvent, RunConfig, RunSettings, Target, execute
+from mmgen.execute import RunSettings, Target, execute
+from mmgen.outcomes import JobEvent
+from mmgen.runner import RunConfig
 from mmgen.spec import load_jobs
 
 

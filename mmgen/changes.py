@@ -1,21 +1,33 @@
 """What changed in a job's request since its last record.
 
-:func:`request_snapshot` is the form a request body is recorded in (``Record.request``): the body
-as sent, each data-URL image replaced by ``sha256:<hex of its bytes>``, so records stay small and
-diffable while a changed image still shows up. :func:`diff_requests` compares two snapshots field
-by field (dotted paths, as ``mmgen validate`` names fields); ``plan --format markdown`` shows the
-result for every ``changed`` job.
+:func:`request_snapshot` (from :mod:`mmgen.records`, which writes it) is the form a request body
+is recorded in (``Record.request``): the body as sent, each data-URL image replaced by
+``sha256:<hex of its bytes>``, so records stay small and diffable while a changed image still
+shows up. :func:`diff_requests` compares two snapshots field by field (dotted paths, as
+``mmgen validate`` names fields); ``plan --format markdown`` shows the result for every
+``changed`` job, comparing the last record's ``request`` with ``request_snapshot(job.body)``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
+
+from mmgen.records import request_snapshot
+
+__all__ = [
+    "MISSING",
+    "RUN_ADDED_FIELDS",
+    "FieldChange",
+    "data_url_bytes",
+    "diff_requests",
+    "flatten",
+    "request_snapshot",
+]
 
 #: Fields a run adds to the body it sends when the job file does not set them: they are not a
 #: change of the job (each run has its own callback path).
@@ -45,25 +57,6 @@ def data_url_bytes(url: str) -> bytes | None:
         except (binascii.Error, ValueError):
             return payload.encode("utf-8", "surrogateescape")
     return unquote_to_bytes(payload)
-
-
-def request_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
-    """``body`` with every data-URL string (at any depth) replaced by ``sha256:<hex>`` of the
-    bytes it carries. Everything else is copied as it is; ``body`` is not modified."""
-    snapshot = _snapshot_value(dict(body))
-    assert isinstance(snapshot, dict)
-    return snapshot
-
-
-def _snapshot_value(value: Any) -> Any:
-    if isinstance(value, str):
-        data = data_url_bytes(value)
-        return value if data is None else "sha256:" + hashlib.sha256(data).hexdigest()
-    if isinstance(value, Mapping):
-        return {str(k): _snapshot_value(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_snapshot_value(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True)

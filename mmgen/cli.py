@@ -7,11 +7,12 @@ codes. Nothing here holds business logic; everything below this module is free o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
@@ -23,7 +24,11 @@ from mmgen import __version__
 from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError, UsageError
 
 if TYPE_CHECKING:
+    from mmgen.execute import Target
     from mmgen.spec import JobSpec
+
+#: The key ``run --mock`` uses with its bundled mock (any key works there).
+MOCK_API_KEY = "mmgen-mock-key"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -233,10 +238,10 @@ def plan_command(
     prices_file: Path | None,
 ) -> None:
     """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
+    from mmgen.planning import plan
     from mmgen.pricing import load_prices, plan_exit_code
     from mmgen.records import RecordStore
     from mmgen.report import render_plan
-    from mmgen.runner import plan
 
     prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
     jobs = _load(paths)
@@ -336,10 +341,10 @@ def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
     show_default=True,
     help="A table, or JSON on stdout.",
 )
-@click.pass_obj
+@click.pass_context
 @handle_errors
 def run_command(
-    settings: Settings,
+    ctx: click.Context,
     paths: tuple[Path, ...],
     mock: bool,
     mock_config_file: Path | None,
@@ -365,9 +370,12 @@ def run_command(
     """
     import os
 
+    from mmgen.execute import RunSettings, Target, execute
     from mmgen.records import RecordStore
     from mmgen.report import RunProgress, render_outcomes, write_gallery
-    from mmgen.runner import RunConfig, RunSettings, Target, execute
+    from mmgen.runner import RunConfig
+
+    settings: Settings = ctx.obj
 
     _positive("--concurrency", concurrency)
     _positive("--rpm", rpm, allow_zero=True)
@@ -377,8 +385,8 @@ def run_command(
     jobs = _load(paths)
     _check_replace(replace, jobs)
     if max_tasks is not None:  # the spending guard: before anything is submitted
+        from mmgen.planning import plan
         from mmgen.pricing import enforce_max_tasks
-        from mmgen.runner import plan
 
         items = plan(jobs, RecordStore(out_dir), replace=replace, resubmit_unknown=resubmit_unknown)
         enforce_max_tasks(items, max_tasks, resubmit_unknown=resubmit_unknown)
@@ -386,18 +394,15 @@ def run_command(
         rpm = 0 if mock else 5
     if poll_interval is None:
         poll_interval = 1.0 if mock else 10.0
-    mock_config = None
     if mock_config_file is not None and not mock:
         raise UsageError("--mock-config needs --mock")
-    if mock:
-        from mock_server import MockConfig, load_config
-
-        mock_config = load_config(mock_config_file) if mock_config_file else MockConfig()
+    source = ctx.get_parameter_source("base_url")
     target = Target(
         base_url=base_url,
         api_key=os.environ.get("MINIMAX_API_KEY"),
-        mock=mock,
-        mock_config=mock_config,
+        base_url_source="--base-url"
+        if source == click.core.ParameterSource.COMMANDLINE
+        else "MINIMAX_BASE_URL",
     )
     run_settings = RunSettings(
         config=RunConfig(
@@ -414,16 +419,39 @@ def run_command(
         public_url=public_url,
         replace=frozenset(replace),
         resubmit_unknown=resubmit_unknown,
+        max_tasks=max_tasks,  # checked again under the out dir's lock
     )
     progress = RunProgress(_console(stderr=True), quiet=settings.verbosity < 0)
-    with progress:
-        result = asyncio.run(execute(jobs, target, run_settings, on_event=progress.on_event))
+    with contextlib.ExitStack() as stack:
+        if mock:  # the rehearsal mock, its tasks kept in OUT/.mock/ so a resumed run finds them
+            target = stack.enter_context(_rehearsal_mock(mock_config_file, out_dir))
+        with progress:
+            result = asyncio.run(execute(jobs, target, run_settings, on_event=progress.on_event))
+    for warning in result.warnings:
+        click.echo(f"mmgen: warning: {warning}", err=True)
+    if result.stopped:
+        click.echo(f"mmgen: error: {result.stopped}", err=True)
     store = RecordStore(out_dir)
     if store.records():
         prompts = {job.name: str(job.body.get("prompt", "")) for job in jobs}
         write_gallery(out_dir, store.records(), prompts)
     _show(render_outcomes(result, fmt))
     sys.exit(result.exit_code)
+
+
+@contextlib.contextmanager
+def _rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
+    """Serve the bundled mock on loopback for ``run --mock`` (its own thread), persisting its
+    tasks in ``OUT/.mock/`` so an interrupted rehearsal resumes like a real run."""
+    from mmgen.execute import Target
+    from mmgen.serving import ServerThread
+    from mock_server import MockConfig, create_app, load_config
+
+    config = load_config(config_file) if config_file else MockConfig()
+    if hasattr(config, "state_dir") and getattr(config, "state_dir", None) is None:
+        config.state_dir = out_dir / ".mock"
+    with ServerThread(create_app(config), name="mmgen-mock") as server:
+        yield Target(base_url=server.url, api_key=MOCK_API_KEY, base_url_source="--mock")
 
 
 @main.command("status")
@@ -436,14 +464,24 @@ def run_command(
     show_default=True,
     help="Table, JSON list of records, or HTML gallery.",
 )
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every version of every job, not only the current."
+)
 @handle_errors
-def status_command(out_dir: Path, fmt: str) -> None:
+def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
     """Show the outcome records of an out dir (JSON: a list of record objects; HTML: a
     gallery page of the videos, also written to OUT/index.html by every run)."""
-    from mmgen.records import RecordStore
+    from mmgen.records import JOURNAL, RecordStore
     from mmgen.report import render_records
 
-    _show(render_records(RecordStore(out_dir).records(), fmt))
+    if not (out_dir / JOURNAL).is_file():
+        raise UsageError(
+            f"no outcome records in {out_dir}",
+            hint="give the --out of an earlier `mmgen run` (default mmgen-out)",
+        )
+    store = RecordStore(out_dir)
+    every = show_all or fmt == "html"  # the gallery shows each job's version history
+    _show(render_records(store.records() if every else store.current(), fmt))
 
 
 @main.command("mock")

@@ -15,9 +15,9 @@ from click.testing import CliRunner
 from mmgen.changes import MISSING, FieldChange, diff_requests, request_snapshot
 from mmgen.cli import main
 from mmgen.errors import UsageError
+from mmgen.planning import PlanItem
 from mmgen.pricing import enforce_max_tasks, estimate, load_prices, plan_exit_code, tasks_to_create
 from mmgen.records import Record
-from mmgen.runner import PlanItem
 from mmgen.spec import JobSpec
 
 FACE = Path(__file__).resolve().parent.parent / "specs" / "images" / "face.png"
@@ -112,9 +112,6 @@ def test_request_snapshot_hashes_data_urls_only() -> None:
     assert snapshot["first_frame_image"] == "https://example.org/a.png"
     assert snapshot["n"] == 3
     assert body["subject_reference"][0]["image"][0] == url  # not modified
-    assert request_snapshot({"x": "data:,a%20b"})["x"] == (
-        "sha256:" + hashlib.sha256(b"a b").hexdigest()
-    )
 
 
 def test_diff_requests() -> None:
@@ -157,7 +154,7 @@ def test_max_tasks_refuses_before_submitting(
     def no_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the run started")
 
-    monkeypatch.setattr("mmgen.runner.execute", no_run)
+    monkeypatch.setattr("mmgen.execute.execute", no_run)
     out = tmp_path / "out"
     args = ["run", "--mock", str(specs), "--out", str(out)]
     env: dict[str, str | None] = {"MMGEN_MAX_TASKS": None}

@@ -16,7 +16,7 @@ from mmgen.records import Record
 from mmgen.report.units import size
 
 if TYPE_CHECKING:
-    from mmgen.runner import RunResult
+    from mmgen.outcomes import RunResult
 
 RECORD_FORMATS = ("text", "json", "html")
 """Output formats of ``mmgen status --format``."""

@@ -21,7 +21,7 @@ from mmgen.pricing import PriceTable, estimate, load_prices, tasks_to_create
 from mmgen.report.units import money, plural
 
 if TYPE_CHECKING:
-    from mmgen.runner import PlanItem
+    from mmgen.planning import PlanItem
 
 PLAN_FORMATS = ("text", "json", "markdown")
 """Output formats of ``mmgen plan --format``."""

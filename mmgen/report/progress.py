@@ -15,7 +15,7 @@ from rich.table import Table
 from mmgen.report.units import size
 
 if TYPE_CHECKING:
-    from mmgen.runner import JobEvent
+    from mmgen.outcomes import JobEvent
 
 
 @dataclass
