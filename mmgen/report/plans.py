@@ -166,7 +166,7 @@ def _changes_section(items: Sequence[PlanItem]) -> list[str]:
             f"{html.escape(since.replace('`', ''))}</summary>\n"
         )
         out.append(_fenced("\n".join(diff_lines(changes)), "diff"))
-        out.append("\n</details>\n")
+        out.append("\n</details>")
     return out
 
 
