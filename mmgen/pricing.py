@@ -43,7 +43,7 @@ PRICE_TABLE_SCHEMA: Final[dict[str, Any]] = {
     "properties": {
         "currency": {"type": "string", "pattern": "^[A-Za-z]{3}$"},
         "source": {"type": "string"},
-        "as_of": {"type": ["string", "number"]},
+        "as_of": {"description": "when the prices were read; any scalar (a YAML date too)"},
         "models": {
             "type": "object",
             "additionalProperties": {

@@ -149,14 +149,14 @@ def test_user_text_cannot_break_the_table_or_inject_html(project: Path) -> None:
 
 def test_prices_file_overrides_a_model(project: Path) -> None:
     prices = project / "prices.yaml"
-    prices.write_text("models:\n  S2V-01: {price: 1.5}\n")
+    prices.write_text("as_of: 2026-11-01\nmodels:\n  S2V-01: {price: 1.5}\n")
     code, md, _ = run(
         "plan", str(project / "specs"), "--out", str(project / "out"),
         "--format", "markdown", "--prices", str(prices),
     )  # fmt: skip
     assert code == 0
     assert "estimated cost **$2.06**" in md  # 1.50 + 0.56 (default for Hailuo)
-    assert f"with `{prices}`" in md
+    assert f"with `{prices}`" in md and "(as of 2026-11-01)" in md
 
 
 def test_prices_file_in_another_currency_prices_only_its_models(project: Path) -> None:
