@@ -101,6 +101,28 @@ def schema() -> None:
     click.echo(json.dumps(bundled_schema(), indent=2, ensure_ascii=False))
 
 
+@main.command("init")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+@handle_errors
+def init_command(settings: Settings, directory: Path) -> None:
+    """Scaffold an mmgen project in DIRECTORY (default: here): an example job with a local
+    image, a GitHub Actions workflow, a pre-commit config and the job schema for editors.
+
+    Never overwrites: if any of these files exists, nothing is written (exit 2).
+    """
+    from mmgen.scaffold import write_scaffold
+
+    files = write_scaffold(directory)
+    if settings.verbosity >= 0:
+        for item in files:
+            click.echo(f"  {directory / item.path}  ({item.purpose})")
+        click.echo(
+            f"Next: cd {directory} && mmgen validate specs/ && mmgen run --mock specs/, "
+            "then add the MINIMAX_API_KEY secret to the repository."
+        )
+
+
 @main.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -193,10 +215,21 @@ def _positive(name: str, value: float | None, *, allow_zero: bool = False) -> No
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="A table, or JSON on stdout.",
+    help="A table, JSON, or a Markdown pull-request comment with the estimated cost.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 3 when work is pending (2 bad input, 1 error).",
+)
+@click.option(
+    "--prices",
+    "prices_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON price table merged over mmgen's default (for --format markdown's estimate).",
 )
 @handle_errors
 def plan_command(
@@ -205,18 +238,24 @@ def plan_command(
     replace: tuple[str, ...],
     resubmit_unknown: bool,
     fmt: str,
+    detailed_exitcode: bool,
+    prices_file: Path | None,
 ) -> None:
     """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
     from mmgen.planning import plan
+    from mmgen.pricing import load_prices, plan_exit_code
     from mmgen.records import RecordStore
     from mmgen.report import render_plan
 
+    prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
     jobs = _load(paths)
     _check_replace(replace, jobs)
     items = plan(
         jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown
     )
-    _show(render_plan(items, fmt))
+    _show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown))
+    if detailed_exitcode:
+        sys.exit(plan_exit_code(items))
 
 
 def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
@@ -292,6 +331,13 @@ def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
 )
 @click.option("--replace", multiple=True, metavar="NAME", help="Regenerate job NAME (repeatable).")
 @click.option(
+    "--max-tasks",
+    type=click.IntRange(min=0),
+    envvar="MMGEN_MAX_TASKS",
+    help="Refuse (exit 2, nothing submitted) a run that would create more than N tasks "
+    "(env MMGEN_MAX_TASKS).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
@@ -317,6 +363,7 @@ def run_command(
     timeout: float,
     resubmit_unknown: bool,
     replace: tuple[str, ...],
+    max_tasks: int | None,
     fmt: str,
 ) -> None:
     """Submit what is new or changed, wait for it, download the videos, record the outcomes.
@@ -341,6 +388,12 @@ def run_command(
     host, port = _parse_listen(listen)
     jobs = _load(paths)
     _check_replace(replace, jobs)
+    if max_tasks is not None:  # the spending guard: before anything is submitted
+        from mmgen.planning import plan
+        from mmgen.pricing import enforce_max_tasks
+
+        items = plan(jobs, RecordStore(out_dir), replace=replace, resubmit_unknown=resubmit_unknown)
+        enforce_max_tasks(items, max_tasks, resubmit_unknown=resubmit_unknown)
     if rpm is None:
         rpm = 0 if mock else 5
     if poll_interval is None:
@@ -370,6 +423,7 @@ def run_command(
         public_url=public_url,
         replace=frozenset(replace),
         resubmit_unknown=resubmit_unknown,
+        max_tasks=max_tasks,  # checked again under the out dir's lock
     )
     progress = RunProgress(_console(stderr=True), quiet=settings.verbosity < 0)
     with contextlib.ExitStack() as stack:
@@ -430,7 +484,8 @@ def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
             hint="give the --out of an earlier `mmgen run` (default mmgen-out)",
         )
     store = RecordStore(out_dir)
-    _show(render_records(store.records() if show_all else store.current(), fmt))
+    every = show_all or fmt == "html"  # the gallery shows each job's version history
+    _show(render_records(store.records() if every else store.current(), fmt))
 
 
 @main.command("mock")
