@@ -19,7 +19,8 @@ import httpx
 
 from mmgen.errors import UsageError
 from mmgen.outcomes import EventSink, RunResult
-from mmgen.planning import PlanItem, plan
+from mmgen.planning import plan
+from mmgen.pricing import enforce_max_tasks
 from mmgen.records import Record, RecordError, RecordStore
 from mmgen.runner import RunConfig, Runner
 
@@ -75,23 +76,6 @@ def needs_listener(target: Target, settings: RunSettings) -> bool:
             "or use --wait poll",
         )
     return reachable
-
-
-def tasks_to_create(items: Sequence[PlanItem]) -> int:
-    """How many new (paid) tasks carrying out this plan creates."""
-    return sum(1 for item in items if item.creates_task)
-
-
-def check_spending(items: Sequence[PlanItem], max_tasks: int | None) -> None:
-    """The spending guard: a UsageError (nothing submitted) when the plan would create more
-    than ``max_tasks`` tasks."""
-    count = tasks_to_create(items)
-    if max_tasks is not None and count > max_tasks:
-        raise UsageError(
-            f"this run would create {count} tasks, more than --max-tasks {max_tasks} "
-            "(MMGEN_MAX_TASKS); nothing was submitted",
-            hint="check `mmgen plan`, then raise --max-tasks (or MMGEN_MAX_TASKS) to proceed",
-        )
 
 
 def mark_interrupted_submits(store: RecordStore) -> list[Record]:
@@ -162,7 +146,7 @@ async def execute(
             replace=settings.replace,
             resubmit_unknown=settings.resubmit_unknown,
         )
-        check_spending(items, settings.max_tasks)
+        enforce_max_tasks(items, settings.max_tasks, resubmit_unknown=settings.resubmit_unknown)
         busy = any(item.action in ("submit", "changed", "resume") for item in items)
         if busy and not target.api_key:
             raise UsageError("no MiniMax API key", hint="set MINIMAX_API_KEY, or use --mock")

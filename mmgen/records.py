@@ -133,6 +133,7 @@ class RecordStore:
         self._lines = 0
         self._lock_fd: int | None = None
         self._fd: int | None = None
+        self._writable = False
         self._batch: list[Record] = []
         self._batch_done: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
@@ -219,19 +220,23 @@ class RecordStore:
             os.close(lock_fd)
 
     def _open_journal(self) -> None:
+        """Open the journal for appending; a new journal is created at the first write, so a
+        run that records nothing (refused by the spending guard, nothing to do) leaves none."""
+        self._writable = True
         existed = self.path.exists()
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+        if not existed:
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o644)
         if self._torn_tail:  # cut off the half-written line of a crashed writer
             os.ftruncate(fd, self.path.read_bytes().rfind(b"\n") + 1)
             os.fsync(fd)
             self._torn_tail = False
-        if not existed:
-            fsync_dir(self.out_dir)
         self._fd = fd
         if self._lines > 2 * len(self._records) + 100:
             self.compact()
 
     def _close_journal(self) -> None:
+        self._writable = False
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -253,7 +258,7 @@ class RecordStore:
         instead of 30,000, and the event loop never blocks on the disk. The record is durable
         even when the awaiting caller is cancelled meanwhile.
         """
-        if self._fd is None:
+        if not self._writable:
             raise StateError("outcome records are not open for writing (no lock held)")
         if self._batch_done is None:
             self._batch_done = asyncio.get_running_loop().create_future()
@@ -287,8 +292,11 @@ class RecordStore:
             await asyncio.shield(self._flusher)
 
     def _append(self, records: list[Record]) -> None:
-        if self._fd is None:
+        if not self._writable:
             raise StateError("outcome records are not open for writing (no lock held)")
+        if self._fd is None:  # the first record of this out dir: create the journal
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
+            fsync_dir(self.out_dir)
         data = "".join(_journal_line(record) for record in records).encode("utf-8")
         view = memoryview(data)
         written = 0
@@ -298,7 +306,7 @@ class RecordStore:
 
     def compact(self) -> None:
         """Rewrite the journal with one line per record, atomically."""
-        if self._fd is None:
+        if not self._writable:
             raise StateError("outcome records are not open for writing (no lock held)")
         fd, tmp = tempfile.mkstemp(dir=self.out_dir, prefix=".records.", suffix=".tmp")
         try:
@@ -313,7 +321,8 @@ class RecordStore:
                 os.unlink(tmp)
             raise
         fsync_dir(self.out_dir)
-        os.close(self._fd)
+        if self._fd is not None:
+            os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._lines = len(self._records)
 

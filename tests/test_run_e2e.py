@@ -293,7 +293,7 @@ def test_bad_input_exits_2_without_traceback(tmp_path: Path) -> None:
     assert not (tmp_path / "out").exists()
 
     result = run(["run", str(bad), "--concurrency", "0"])
-    assert result.exit_code == 2 and "--concurrency must be positive" in result.output
+    assert result.exit_code == 2 and "'--concurrency': 0 is not in the range x>=1" in result.output
     result = run(["run", str(bad), "--listen", "nope"])
     assert result.exit_code == 2 and "HOST:PORT" in result.output
 

@@ -154,7 +154,8 @@ def test_max_tasks_refuses_before_submitting(
     def no_run(*args: object, **kwargs: object) -> None:
         raise AssertionError("the run started")
 
-    monkeypatch.setattr("mmgen.execute.execute", no_run)
+    # the guard runs under the out dir's lock, after planning and before any job starts
+    monkeypatch.setattr("mmgen.runner.Runner.run", no_run)
     out = tmp_path / "out"
     args = ["run", "--mock", str(specs), "--out", str(out)]
     env: dict[str, str | None] = {"MMGEN_MAX_TASKS": None}
