@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from mock_server.config import (
     ServerErrorFaults,
     TaskFaults,
 )
+from mock_server.responses import CHUNK
 
 SEED_BODY = {
     "model": "S2V-01",
@@ -47,7 +49,9 @@ def query(c: httpx.Client, task_id: str) -> dict[str, Any]:
 
 
 def with_faults(generation_seconds: float = 0, **faults: Any) -> MockConfig:
-    return MockConfig(generation_seconds=generation_seconds, faults=Faults(**faults))
+    return MockConfig(
+        generation_seconds=generation_seconds, report_file_bytes=True, faults=Faults(**faults)
+    )
 
 
 # --- rate limits ---------------------------------------------------------------------------
@@ -283,7 +287,7 @@ def test_slow_downloads(start_mock):
         body = c.get(url).content
         elapsed = time.monotonic() - started
     assert len(body) == size
-    assert elapsed >= (size - 16384) / 300_000 * 0.9
+    assert elapsed >= (size - CHUNK) / 300_000 * 0.9  # the first chunk goes out at once
     assert mock.stats()["downloads_completed"] == 1
 
 
@@ -390,12 +394,30 @@ def test_task_fates_do_not_depend_on_interleaved_queries(start_mock):
     assert len(fates[0]) > 5
 
 
-def test_reset_replays_the_same_seeded_run(start_mock):
+def without_ids(outcome: list[Any], ids: list[str]) -> str:
+    text = json.dumps(outcome)
+    for index, task_id in enumerate(ids):
+        text = text.replace(task_id, f"<task {index}>")
+    return text
+
+
+def test_reset_replays_the_same_seeded_run_with_new_ids(start_mock):
     from mock_server import ManualClock
 
     clock = ManualClock()
     mock = start_mock(config_from_dict({**CHAOS, "seed": 5}), clock=clock)
     first = scenario(mock, clock, extra_queries=False)
+    first_ids = [t["task_id"] for t in mock.tasks()]
+    first_files = [t["file_id"] for t in mock.tasks() if t["file_id"]]
     mock.reset()
     clock.set(clock() - 3600)
-    assert scenario(mock, clock, extra_queries=False) == first
+    second = scenario(mock, clock, extra_queries=False)
+    second_ids = [t["task_id"] for t in mock.tasks()]
+    second_files = [t["file_id"] for t in mock.tasks() if t["file_id"]]
+    # the same seeded faults and fates, but ids are never handed out twice
+    assert not set(first_ids) & set(second_ids)
+    assert not set(first_files) & set(second_files)
+    assert min(second_ids) > max(first_ids)
+    assert without_ids(second, second_ids + second_files) == without_ids(
+        first, first_ids + first_files
+    )
