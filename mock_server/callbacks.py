@@ -13,10 +13,12 @@ What MiniMax does for a task created with a ``callback_url``, and how the mock d
 
 Scale: one scheduler coroutine owns a heap of due deliveries ordered by the clock (each task has
 at most one entry: its next delivery, so its updates keep their planned order), and hands due ones
-to a fixed pool of ``callback_concurrency`` worker coroutines through a queue. Checks awaited by
-creates take a slot of the same size. The HTTP client's pool is sized to match, so httpcore never
-queues requests (its pool is O(connections x queued requests), encode/httpx#3215). No task has a
-timer of its own; with an injected clock the scheduler wakes when a
+to a fixed pool of ``callback_concurrency`` worker coroutines through a queue; checks awaited by
+creates are bounded the same way. Each POST borrows one of ``callback_concurrency`` httpx clients
+of one keep-alive connection each (:class:`ClientPool`): httpcore's pool costs O(connections) per
+request and O(connections x queued requests) in all (encode/httpx#3215), so many one-connection
+pools that never queue cost O(1) a request where one big pool cost O(n). No task has a timer of
+its own; with an injected clock the scheduler wakes when a
 :class:`~mock_server.clock.ManualClock` moves (or re-reads another clock every 20 ms).
 
 Every attempt and its result goes into the task's ``deliveries`` journal (``GET /_mock/tasks``)
@@ -26,12 +28,14 @@ and the stats; checks are journaled with ``latency_ms`` and ``ok``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import logging
+import ssl
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,6 +77,44 @@ class CheckResult:
         }
 
 
+class ClientPool:
+    """``size`` httpx clients of one connection each; borrowing one is taking a slot."""
+
+    def __init__(self, size: int, tls: ssl.SSLContext) -> None:
+        self.size = size
+        self._tls = tls
+        self._idle: asyncio.Queue[httpx.AsyncClient] | None = None
+        self._made = 0
+        self._all: list[httpx.AsyncClient] = []
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+        if self._idle.empty() and self._made < self.size:
+            self._made += 1
+            client = httpx.AsyncClient(
+                trust_env=False,
+                follow_redirects=False,
+                verify=self._tls,
+                headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+            self._all.append(client)
+        else:
+            client = await self._idle.get()
+        try:
+            yield client
+        finally:
+            self._idle.put_nowait(client)
+
+    async def aclose(self) -> None:
+        clients, self._all = self._all, []
+        self._idle, self._made = None, 0
+        for client in clients:
+            await client.aclose()
+
+
 class CallbackDispatcher:
     """The scheduler, the worker pool and the HTTP client of every callback of one mock."""
 
@@ -90,12 +132,13 @@ class CallbackDispatcher:
         self.stats = stats
         self.on_check = on_check
         self.injected_clock = injected_clock
-        self._client: httpx.AsyncClient | None = None
+        tls = httpx.create_ssl_context()  # one for all clients: building one costs ~10 ms
+        self._checks = ClientPool(config.callback_concurrency, tls)
+        self._updates = ClientPool(config.callback_concurrency, tls)
         self._heap: list[tuple[float, int, Task]] = []
         self._order = itertools.count()
         self._next: dict[str, int] = {}  # task_id -> index of its next planned update
         self._queue: asyncio.Queue[Task] | None = None
-        self._slots: asyncio.Semaphore | None = None
         self._jobs: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,7 +161,6 @@ class CallbackDispatcher:
         self._loop = loop
         size = self.config.callback_concurrency
         self._queue = asyncio.Queue()
-        self._slots = asyncio.Semaphore(size)
         self._wake = asyncio.Event()
         self._spawn(self._schedule(), "mock-callback-scheduler")
         for index in range(size):
@@ -139,18 +181,6 @@ class CallbackDispatcher:
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None and not loop.is_closed():
             loop.call_soon_threadsafe(wake.set)
-
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            size = self.config.callback_concurrency
-            self._client = httpx.AsyncClient(
-                trust_env=False,
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-                # workers and checks each hold at most `size` requests: never a queue in httpcore
-                limits=httpx.Limits(max_connections=2 * size, max_keepalive_connections=2 * size),
-            )
-        return self._client
 
     # --- entry points ------------------------------------------------------------------------
 
@@ -180,12 +210,10 @@ class CallbackDispatcher:
     async def check(self, url: str, token: str, fault: str | None) -> CheckResult:
         """The callback check, awaited by a create in sync mode (also used by async mode)."""
         self._ensure_started()
-        assert self._slots is not None
         if fault == "skip":
             self.stats["challenges_skipped"] += 1
             return CheckResult(True, "skipped (fault)", 0.0, None, None)
-        async with self._slots:
-            result = await self._challenge(url, token, fault)
+        result = await self._challenge(url, token, fault)
         if self.on_check is not None:
             self.on_check(result)
         return result
@@ -205,9 +233,8 @@ class CallbackDispatcher:
         self.cancel_all()
         if jobs:
             await asyncio.gather(*jobs, return_exceptions=True)
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        await self._checks.aclose()
+        await self._updates.aclose()
 
     # --- the scheduler and the workers -------------------------------------------------------
 
@@ -277,25 +304,34 @@ class CallbackDispatcher:
         else:
             self._next.pop(task.task_id, None)
 
-    async def _post(self, url: str, payload: dict[str, Any], timeout: float) -> tuple[str, Any]:
-        """POST JSON; returns (result, response) with result ``ok``, ``http N``, ``timeout``..."""
-        try:
-            async with asyncio.timeout(timeout):
-                response = await self._http().post(url, json=payload, timeout=timeout)
-        except (TimeoutError, httpx.TimeoutException):
-            return "timeout", None
-        except httpx.HTTPError as err:
-            return f"error: {type(err).__name__}: {err}"[:200], None
+    async def _post(
+        self, pool: ClientPool, url: str, payload: dict[str, Any], timeout: float
+    ) -> tuple[str, Any, float]:
+        """POST JSON; returns (result, response, seconds) with result ``ok``, ``http N``,
+        ``timeout``... The time and the timeout run from the moment a client is free: waiting
+        for a slot is the mock's own queue, not the receiver's slowness."""
+        async with pool.client() as client:
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(timeout):
+                    response = await client.post(url, json=payload, timeout=timeout)
+            except (TimeoutError, httpx.TimeoutException):
+                return "timeout", None, time.perf_counter() - started
+            except httpx.HTTPError as err:
+                message = f"error: {type(err).__name__}: {err}"[:200]
+                return message, None, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
         if not 200 <= response.status_code < 300:
-            return f"http {response.status_code}", response
-        return "ok", response
+            return f"http {response.status_code}", response, elapsed
+        return "ok", response, elapsed
 
     async def _challenge(self, url: str, token: str, fault: str | None) -> CheckResult:
         payload: dict[str, Any] = {} if fault == "malformed" else {"challenge": token}
-        started = time.perf_counter()
         self.stats["challenges_sent"] += 1
-        result, response = await self._post(url, payload, self.config.challenge_timeout)
-        latency_ms = round((time.perf_counter() - started) * 1000, 1)
+        result, response, elapsed = await self._post(
+            self._checks, url, payload, self.config.challenge_timeout
+        )
+        latency_ms = round(elapsed * 1000, 1)
         if result == "ok":
             try:
                 echo = response.json().get("challenge")
@@ -317,10 +353,9 @@ class CallbackDispatcher:
         assert task.callback_url is not None
         event = task.callback_plan[index]
         payload = task.status_body(event.status, callback=True)
-        started = time.perf_counter()
         self.stats["callbacks_sent"] += 1
-        result, response = await self._post(
-            task.callback_url, payload, self.config.callback_timeout
+        result, response, elapsed = await self._post(
+            self._updates, task.callback_url, payload, self.config.callback_timeout
         )
         self._journal(
             task,
@@ -329,7 +364,7 @@ class CallbackDispatcher:
             result=result,
             fault=",".join(event.faults) or None,
             http_status=response.status_code if response is not None else None,
-            elapsed=time.perf_counter() - started,
+            elapsed=elapsed,
             attempt=attempt,
         )
         if result == "ok":

@@ -157,6 +157,7 @@ class MockStore:
             "queries": task.queries,
             "retrieves": task.retrieves,
             "downloads": task.downloads,
+            "download_log": task.download_log,
             "trace_id": task.trace_id,
             "owner": task.owner,
         }

@@ -96,6 +96,25 @@ def test_rpm_budget_on_the_clock(start_mock, manual_clock):
     assert stats["errors"] == {"1002": 3}
 
 
+def test_rpm_budget_counts_refused_creates_but_not_1002s(start_mock, manual_clock):
+    """As documented in schemas/mock_config.json: every authenticated request counts, also one
+    refused afterwards (here 2013 and 1026); a request refused with 1002 itself does not."""
+    config = with_faults(
+        rate_limit=RateLimitFaults(rpm=3), sensitive=SensitiveFaults(input_words=["forbidden"])
+    )
+    mock = start_mock(config, clock=manual_clock)
+    with client(mock) as c:
+        invalid = c.post("/v1/video_generation", json={"model": "S2V-01"})
+        sensitive = create(c, prompt="forbidden")
+        assert [code_of(invalid), code_of(sensitive)] == [2013, 1026]
+        assert code_of(create(c)) == 0  # the third request of the minute
+        assert [code_of(create(c)) for _ in range(3)] == [1002, 1002, 1002]
+        manual_clock.advance(60)  # the 1002s used nothing: a whole budget again
+        assert [code_of(create(c)) for _ in range(4)] == [0, 0, 0, 1002]
+        no_key = c.post("/v1/video_generation", json=SEED_BODY, headers={"Authorization": ""})
+        assert code_of(no_key) == 1004  # not authenticated: not counted either
+
+
 # --- transport faults ----------------------------------------------------------------------
 
 
