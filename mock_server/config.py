@@ -267,12 +267,15 @@ class MockConfig:
     callback_retry_delay: float = 1.0
     callback_concurrency: int = 32
     report_file_bytes: bool = False
-    state_dir: str | None = None
+    state_dir: str | Path | None = None
     video: VideoOptions = field(default_factory=VideoOptions)
     faults: Faults = field(default_factory=Faults)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.state_dir is not None:
+            data["state_dir"] = str(self.state_dir)
+        return data
 
     def validate(self) -> MockConfig:
         """Check this config against ``schemas/mock_config.json``; raises
