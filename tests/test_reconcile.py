@@ -280,3 +280,44 @@ def test_status_shows_current_records_and_all_shows_history(tmp_path: Path) -> N
         runner.invoke(main, ["status", "--out", str(tmp_path), "--all", "--format", "json"]).output
     )
     assert len(every) == 3
+
+
+def test_an_interrupted_rehearsal_resumes_on_the_same_mock_tasks(tmp_path: Path) -> None:
+    """`run --mock` stopped mid-wait, then run again: the jobs are resumed on the tasks the
+    rehearsal mock kept in OUT/.mock/ (it used to answer "2013 task not found")."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from tests.test_run_crash import journal, write_specs
+
+    specs = write_specs(tmp_path / "specs")
+    out = tmp_path / "out"
+    config = tmp_path / "mock.yaml"
+    config.write_text("generation_seconds: 4\n")
+    args = [sys.executable, "-m", "mmgen", "run", "--mock", "--mock-config", str(config)]
+    args += [str(specs), "--out", str(out), "--poll-interval", "0.2"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIMAX_")}
+    first = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while sum(r["state"] == "submitted" for r in journal(out)) < 4:
+            assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+            time.sleep(0.05)
+        first.send_signal(signal.SIGTERM)
+        assert first.wait(30) == 130
+    finally:
+        first.kill()
+        first.communicate()
+    tasks = {r["job"]: r["task_id"] for r in journal(out) if r["task_id"]}
+    assert len(tasks) == 4 and (out / ".mock").is_dir()
+
+    second = subprocess.run([*args, "--format", "json"], env=env, capture_output=True, timeout=120)
+    assert second.returncode == 0, second.stderr.decode()
+    outcomes = json.loads(second.stdout)
+    assert {o["action"] for o in outcomes} == {"resume"}
+    assert {o["job"]: o["task_id"] for o in outcomes} == tasks  # the same tasks, none new
+    assert all(o["state"] == "success" for o in outcomes)

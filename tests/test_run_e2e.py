@@ -318,7 +318,7 @@ def test_run_mock_with_a_fault_config(tmp_path: Path) -> None:
     assert records(out)["a"]["error"]["code"] == "task_failed"
     config.write_text("faults: {nope: 1}\n")
     result = run(["run", "--mock", "--mock-config", str(config), str(spec), "--out", str(out)])
-    assert result.exit_code == 2 and "unknown key 'nope'" in result.output
+    assert result.exit_code == 2 and "mock.yaml:1:10: faults.nope: unknown key" in result.output
     result = run(["run", "--mock-config", str(config), str(spec), "--out", str(out)])
     assert result.exit_code == 2 and "needs --mock" in result.output
 

@@ -195,11 +195,11 @@ def rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
     """Serve the bundled mock on loopback for ``run --mock`` (its own thread), persisting its
     tasks in ``OUT/.mock/`` so an interrupted rehearsal resumes like a real run."""
     from mmgen.execute import Target
-    from mmgen.serving import ServerThread
-    from mock_server import MockConfig, create_app, load_config
+    from mock_server import MockConfig, load_config
+    from mock_server.server import MockServers
 
     config = load_config(config_file) if config_file else MockConfig()
-    if hasattr(config, "state_dir") and getattr(config, "state_dir", None) is None:
+    if config.state_dir is None:
         config.state_dir = out_dir / ".mock"
-    with ServerThread(create_app(config), name="mmgen-mock") as server:
-        yield Target(base_url=server.url, api_key=MOCK_API_KEY, base_url_source="--mock")
+    with MockServers(config) as mock:  # the API origin and, like MiniMax, a separate CDN one
+        yield Target(base_url=mock.url, api_key=MOCK_API_KEY, base_url_source="--mock")
