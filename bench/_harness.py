@@ -99,6 +99,7 @@ class MockProcess:
         self.url = ""
         self._http: httpx.Client | None = None
         self._log: IO[str] | None = None
+        self._reader: threading.Thread | None = None
 
     def __enter__(self) -> MockProcess:
         self._log = (
@@ -133,7 +134,8 @@ class MockProcess:
                 ready.set()
             ready.set()
 
-        threading.Thread(target=read, daemon=True, name="mock-stdout").start()
+        self._reader = threading.Thread(target=read, daemon=True, name="mock-stdout")
+        self._reader.start()
         if not ready.wait(self.start_timeout) or not lines:
             raise RuntimeError(
                 f"the mock did not start within {self.start_timeout:g} s "
@@ -173,6 +175,10 @@ class MockProcess:
             self._http = None
         if self.proc is not None:
             stop_process(self.proc)
+            if self._reader is not None:
+                self._reader.join(10)  # EOF once the mock is gone
+            if self.proc.stdout is not None:
+                self.proc.stdout.close()
         if self._log is not None:
             self._log.close()
             self._log = None

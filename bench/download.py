@@ -200,12 +200,12 @@ def main() -> None:
     growth = max(r["growth_mb"] for r in results["mmgen"])
     if best_mmgen["bytes"] < size:
         print(f"note: the video has {best_mmgen['bytes']} bytes, less than asked ({size})")
-    ratio = best_curl["mb_per_s"] / best_mmgen["mb_per_s"] if best_curl else None
-    print(
-        f"best: mmgen {best_mmgen['mb_per_s']:.0f} MB/s"
-        + (f", curl {best_curl['mb_per_s']:.0f} MB/s (curl/mmgen {ratio:.2f})" if ratio else "")
-        + f"; RSS growth {growth:.1f} MB (target <= {TARGET_RSS_GROWTH_MB:g})"
-    )
+    ratio = None
+    line = f"best: mmgen {best_mmgen['mb_per_s']:.0f} MB/s"
+    if best_curl is not None:
+        ratio = best_curl["mb_per_s"] / best_mmgen["mb_per_s"]
+        line += f", curl {best_curl['mb_per_s']:.0f} MB/s (curl/mmgen {ratio:.2f})"
+    print(f"{line}; RSS growth {growth:.1f} MB (target <= {TARGET_RSS_GROWTH_MB:g})")
     emit(
         {
             "bench": "download",

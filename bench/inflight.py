@@ -95,6 +95,7 @@ def main() -> None:
         f"{run.exit_code}, CPU {run.cpu:.1f} s, peak RSS {run.max_rss_mb:.0f} MB; "
         f"{stats.get('created')} tasks created, {succeeded}/{args.jobs} jobs recorded success"
     )
+    print(f"requests the mock answered, by endpoint: {stats.get('requests', {})}")
     print(
         f"challenges: {stats.get('challenges_sent', 0)} sent, {stats.get('challenges_ok', 0)} "
         f"answered, {failed_challenges} failed; answer latency p50 {latency.get('p50')} ms, "
@@ -119,6 +120,7 @@ def main() -> None:
             "cpu_s": round(run.cpu, 2),
             "peak_rss_mb": round(run.max_rss_mb, 1),
             "tasks_created": stats.get("created"),
+            "mock_requests": stats.get("requests", {}),
             "jobs_succeeded": succeeded,
             "challenges_sent": stats.get("challenges_sent", 0),
             "challenges_failed": failed_challenges,

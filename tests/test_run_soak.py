@@ -42,8 +42,8 @@ def test_sigkilled_runs_lose_nothing_and_pay_nothing_twice(
         jobs=JOBS,
         kills=KILLS,
         seed=9,
-        concurrency=16,
-        generation_seconds=1.5,
+        concurrency=25,
+        generation_seconds=1.0,
         final_cap=240,
         log=lines.append,
     )
