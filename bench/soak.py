@@ -3,8 +3,8 @@
 Issue 9's proof of "kill it and run it again". The mock runs in its own process (``mmgen mock
 --port 0 --config CHAOS``) with a chaos profile: 1002 rate limits, HTTP 5xx, dropped
 connections (a dropped create may have created its task: mmgen must report it ``unknown``),
-expired and truncated downloads, dropped, duplicated, reordered and delayed callbacks, rejected
-challenges. Then:
+expired, truncated and slow downloads (so kills land mid-download too), dropped, duplicated,
+reordered and delayed callbacks, rejected challenges. Then:
 
 1. ``--kills`` times: start ``mmgen -q run JOBS --wait auto --listen 127.0.0.1:PORT`` (one port
    for every run, so callbacks of earlier runs' tasks reach the later ones), let it run a
@@ -37,6 +37,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,8 @@ faults:
   drops: {{create: 0.02, create_commits: true, query: 0.05, retrieve: 0.05, download: 0.05}}
   callbacks: {{drop: 0.2, duplicate: 0.2, reorder: 0.2, delay: 0.2, delay_seconds: 1}}
   challenge: {{probability: 0.1, mode: reject}}
-  downloads: {{truncate_probability: 0.1, truncate_mode: abort, expired_probability: 0.1}}
+  downloads: {{truncate_probability: 0.1, truncate_mode: abort, expired_probability: 0.1,
+              slow_probability: 0.1, bytes_per_second: 50000}}
 """
 
 
@@ -269,36 +271,42 @@ def check(
                 f"{name}: created {len(tasks_of[name])} times "
                 f"({result.resubmitted[name]} explicit resubmits)"
             )
+    to_download: list[tuple[str, dict[str, Any]]] = []
+    for name in names:
+        record = records.get(name)
+        result.states[record["state"] if record else "missing"] += 1
+        if record is None or record["state"] != "success":
+            state = record["state"] if record else "no record"
+            error = (record or {}).get("error")
+            result.lost.append(f"{name}: {state} {error or ''}".rstrip())
+            continue
+        own = {t["task_id"]: t for t in tasks_of[name]}
+        own_task = own.get(str(record["task_id"]))
+        if own_task is None or str(own_task["file_id"]) != str(record["file_id"]):
+            result.mismatched.append(
+                f"{name}: record task {record['task_id']} / file {record['file_id']} "
+                f"is not one of its tasks {sorted(own)}"
+            )
+            continue
+        on_disk = file_sha256(out / record["video"])
+        if on_disk != record["sha256"]:
+            result.mismatched.append(
+                f"{name}: {record['video']} has sha256 {on_disk}, "
+                f"the record says {record['sha256']}"
+            )
+            continue
+        to_download.append((name, record))
     headers = {"Authorization": f"Bearer {API_KEY}"}
-    with httpx.Client(base_url=base_url, headers=headers, trust_env=False, timeout=60) as http:
-        for name in names:
-            record = records.get(name)
-            result.states[record["state"] if record else "missing"] += 1
-            if record is None or record["state"] != "success":
-                state = record["state"] if record else "no record"
-                error = (record or {}).get("error")
-                result.lost.append(f"{name}: {state} {error or ''}".rstrip())
-                continue
-            own = {t["task_id"]: t for t in tasks_of[name]}
-            own_task = own.get(str(record["task_id"]))
-            if own_task is None or str(own_task["file_id"]) != str(record["file_id"]):
-                result.mismatched.append(
-                    f"{name}: record task {record['task_id']} / file {record['file_id']} "
-                    f"is not one of its tasks {sorted(own)}"
-                )
-                continue
-            on_disk = file_sha256(out / record["video"])
-            if on_disk != record["sha256"]:
-                result.mismatched.append(
-                    f"{name}: {record['video']} has sha256 {on_disk}, "
-                    f"the record says {record['sha256']}"
-                )
-                continue
-            served, size = served_sha256(http, str(record["file_id"]))
-            if served != record["sha256"] or size != record["bytes"]:
+    with (
+        httpx.Client(base_url=base_url, headers=headers, trust_env=False, timeout=60) as http,
+        ThreadPoolExecutor(8) as pool,  # slow downloads are slow by design: overlap them
+    ):
+        served = pool.map(lambda item: served_sha256(http, str(item[1]["file_id"])), to_download)
+        for (name, record), (digest, size) in zip(to_download, served, strict=True):
+            if digest != record["sha256"] or size != record["bytes"]:
                 result.mismatched.append(
                     f"{name}: recorded sha256 {record['sha256']} ({record['bytes']} bytes), "
-                    f"the mock serves {served} ({size} bytes)"
+                    f"the mock serves {digest} ({size} bytes)"
                 )
 
 
