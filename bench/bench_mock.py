@@ -141,6 +141,19 @@ def main() -> None:
         f"latency: median {statistics.median(latencies) * 1000:.1f} ms, "
         f"p99 {latencies[int(len(latencies) * 0.99)] * 1000:.1f} ms"
     )
+    summary = {
+        "bench": "mock",
+        "requests": args.requests,
+        "connections": args.connections,
+        "seconds": round(elapsed, 3),
+        "requests_per_s": round(args.requests / elapsed),
+        "errors": errors,
+        "latency_ms": {
+            "p50": round(statistics.median(latencies) * 1000, 1),
+            "p99": round(latencies[int(len(latencies) * 0.99)] * 1000, 1),
+        },
+    }
+    print(json.dumps(summary, sort_keys=True))
     if errors:
         raise SystemExit(1)
 

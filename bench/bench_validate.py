@@ -7,6 +7,7 @@ the time and the rate. Usage: ``python bench/bench_validate.py [JOBS]``.
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -78,6 +79,9 @@ def main() -> None:
         f"validate_paths: {len(result.files)} files, {len(result.jobs)} jobs in {elapsed:.2f} s "
         f"({len(result.jobs) / elapsed:,.0f} jobs/s)"
     )
+    summary = {"bench": "validate", "files": len(result.files), "jobs": len(result.jobs)}
+    summary.update(seconds=round(elapsed, 3), jobs_per_s=round(len(result.jobs) / elapsed))
+    print(json.dumps(summary, sort_keys=True))
 
 
 if __name__ == "__main__":
