@@ -7,23 +7,29 @@ codes. Nothing here holds business logic; everything below this module is free o
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import click
+from click.core import ParameterSource
 from rich.console import Console, RenderableType
 
 from mmgen import __version__
 from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError, UsageError
 
 if TYPE_CHECKING:
+    from mmgen.execute import Target
     from mmgen.spec import JobSpec
+
+#: The key ``run --mock`` uses with its bundled mock (any key works there).
+MOCK_API_KEY = "mmgen-mock-key"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -95,6 +101,28 @@ def schema() -> None:
     click.echo(json.dumps(bundled_schema(), indent=2, ensure_ascii=False))
 
 
+@main.command("init")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+@handle_errors
+def init_command(settings: Settings, directory: Path) -> None:
+    """Scaffold an mmgen project in DIRECTORY (default: here): an example job with a local
+    image, a GitHub Actions workflow, a pre-commit config and the job schema for editors.
+
+    Never overwrites: if any of these files exists, nothing is written (exit 2).
+    """
+    from mmgen.scaffold import write_scaffold
+
+    files = write_scaffold(directory)
+    if settings.verbosity >= 0:
+        for item in files:
+            click.echo(f"  {directory / item.path}  ({item.purpose})")
+        click.echo(
+            f"Next: cd {directory} && mmgen validate specs/ && mmgen run --mock specs/, "
+            "then add the MINIMAX_API_KEY secret to the repository."
+        )
+
+
 @main.command("validate")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option(
@@ -119,6 +147,9 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
     from mmgen.spec import validate_paths
 
     result = validate_paths(list(paths))
+    if fmt == "text" and settings.verbosity >= 0:
+        for warning in result.warnings:  # advice only: never changes the exit code
+            click.echo(str(warning), err=True)
     summary = validation_summary(len(result.files), len(result.jobs), result.problems)
     if fmt == "json" or result.problems:  # json: always the list, `[]` when all is valid
         click.echo(render_problems(result.problems, fmt))
@@ -184,10 +215,21 @@ def _positive(name: str, value: float | None, *, allow_zero: bool = False) -> No
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["text", "json"]),
+    type=click.Choice(["text", "json", "markdown"]),
     default="text",
     show_default=True,
-    help="A table, or JSON on stdout.",
+    help="A table, JSON, or a Markdown pull-request comment with the estimated cost.",
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 3 when work is pending (2 bad input, 1 error).",
+)
+@click.option(
+    "--prices",
+    "prices_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON price table merged over mmgen's default (for --format markdown's estimate).",
 )
 @handle_errors
 def plan_command(
@@ -196,18 +238,24 @@ def plan_command(
     replace: tuple[str, ...],
     resubmit_unknown: bool,
     fmt: str,
+    detailed_exitcode: bool,
+    prices_file: Path | None,
 ) -> None:
     """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
+    from mmgen.planning import plan
+    from mmgen.pricing import load_prices, plan_exit_code
     from mmgen.records import RecordStore
     from mmgen.report import render_plan
-    from mmgen.runner import plan
 
+    prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
     jobs = _load(paths)
     _check_replace(replace, jobs)
     items = plan(
         jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown
     )
-    _show(render_plan(items, fmt))
+    _show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown))
+    if detailed_exitcode:
+        sys.exit(plan_exit_code(items))
 
 
 def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
@@ -283,6 +331,13 @@ def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
 )
 @click.option("--replace", multiple=True, metavar="NAME", help="Regenerate job NAME (repeatable).")
 @click.option(
+    "--max-tasks",
+    type=click.IntRange(min=0),
+    envvar="MMGEN_MAX_TASKS",
+    help="Refuse (exit 2, nothing submitted) a run that would create more than N tasks "
+    "(env MMGEN_MAX_TASKS).",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "json"]),
@@ -290,10 +345,10 @@ def _check_replace(replace: tuple[str, ...], jobs: list[JobSpec]) -> None:
     show_default=True,
     help="A table, or JSON on stdout.",
 )
-@click.pass_obj
+@click.pass_context
 @handle_errors
 def run_command(
-    settings: Settings,
+    ctx: click.Context,
     paths: tuple[Path, ...],
     mock: bool,
     mock_config_file: Path | None,
@@ -308,6 +363,7 @@ def run_command(
     timeout: float,
     resubmit_unknown: bool,
     replace: tuple[str, ...],
+    max_tasks: int | None,
     fmt: str,
 ) -> None:
     """Submit what is new or changed, wait for it, download the videos, record the outcomes.
@@ -318,9 +374,12 @@ def run_command(
     """
     import os
 
+    from mmgen.execute import RunSettings, Target, execute
     from mmgen.records import RecordStore
     from mmgen.report import RunProgress, render_outcomes, write_gallery
-    from mmgen.runner import RunConfig, RunSettings, Target, execute
+    from mmgen.runner import RunConfig
+
+    settings: Settings = ctx.obj
 
     _positive("--concurrency", concurrency)
     _positive("--rpm", rpm, allow_zero=True)
@@ -329,22 +388,25 @@ def run_command(
     host, port = _parse_listen(listen)
     jobs = _load(paths)
     _check_replace(replace, jobs)
+    if max_tasks is not None:  # the spending guard: before anything is submitted
+        from mmgen.planning import plan
+        from mmgen.pricing import enforce_max_tasks
+
+        items = plan(jobs, RecordStore(out_dir), replace=replace, resubmit_unknown=resubmit_unknown)
+        enforce_max_tasks(items, max_tasks, resubmit_unknown=resubmit_unknown)
     if rpm is None:
         rpm = 0 if mock else 5
     if poll_interval is None:
         poll_interval = 1.0 if mock else 10.0
-    mock_config = None
     if mock_config_file is not None and not mock:
         raise UsageError("--mock-config needs --mock")
-    if mock:
-        from mock_server import MockConfig, load_config
-
-        mock_config = load_config(mock_config_file) if mock_config_file else MockConfig()
+    source = ctx.get_parameter_source("base_url")
     target = Target(
         base_url=base_url,
         api_key=os.environ.get("MINIMAX_API_KEY"),
-        mock=mock,
-        mock_config=mock_config,
+        base_url_source="--base-url"
+        if source == click.core.ParameterSource.COMMANDLINE
+        else "MINIMAX_BASE_URL",
     )
     run_settings = RunSettings(
         config=RunConfig(
@@ -361,16 +423,39 @@ def run_command(
         public_url=public_url,
         replace=frozenset(replace),
         resubmit_unknown=resubmit_unknown,
+        max_tasks=max_tasks,  # checked again under the out dir's lock
     )
     progress = RunProgress(_console(stderr=True), quiet=settings.verbosity < 0)
-    with progress:
-        result = asyncio.run(execute(jobs, target, run_settings, on_event=progress.on_event))
+    with contextlib.ExitStack() as stack:
+        if mock:  # the rehearsal mock, its tasks kept in OUT/.mock/ so a resumed run finds them
+            target = stack.enter_context(_rehearsal_mock(mock_config_file, out_dir))
+        with progress:
+            result = asyncio.run(execute(jobs, target, run_settings, on_event=progress.on_event))
+    for warning in result.warnings:
+        click.echo(f"mmgen: warning: {warning}", err=True)
+    if result.stopped:
+        click.echo(f"mmgen: error: {result.stopped}", err=True)
     store = RecordStore(out_dir)
     if store.records():
         prompts = {job.name: str(job.body.get("prompt", "")) for job in jobs}
         write_gallery(out_dir, store.records(), prompts)
     _show(render_outcomes(result, fmt))
     sys.exit(result.exit_code)
+
+
+@contextlib.contextmanager
+def _rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
+    """Serve the bundled mock on loopback for ``run --mock`` (its own thread), persisting its
+    tasks in ``OUT/.mock/`` so an interrupted rehearsal resumes like a real run."""
+    from mmgen.execute import Target
+    from mmgen.serving import ServerThread
+    from mock_server import MockConfig, create_app, load_config
+
+    config = load_config(config_file) if config_file else MockConfig()
+    if hasattr(config, "state_dir") and getattr(config, "state_dir", None) is None:
+        config.state_dir = out_dir / ".mock"
+    with ServerThread(create_app(config), name="mmgen-mock") as server:
+        yield Target(base_url=server.url, api_key=MOCK_API_KEY, base_url_source="--mock")
 
 
 @main.command("status")
@@ -383,14 +468,24 @@ def run_command(
     show_default=True,
     help="Table, JSON list of records, or HTML gallery.",
 )
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every version of every job, not only the current."
+)
 @handle_errors
-def status_command(out_dir: Path, fmt: str) -> None:
+def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
     """Show the outcome records of an out dir (JSON: a list of record objects; HTML: a
     gallery page of the videos, also written to OUT/index.html by every run)."""
-    from mmgen.records import RecordStore
+    from mmgen.records import JOURNAL, RecordStore
     from mmgen.report import render_records
 
-    _show(render_records(RecordStore(out_dir).records(), fmt))
+    if not (out_dir / JOURNAL).is_file():
+        raise UsageError(
+            f"no outcome records in {out_dir}",
+            hint="give the --out of an earlier `mmgen run` (default mmgen-out)",
+        )
+    store = RecordStore(out_dir)
+    every = show_all or fmt == "html"  # the gallery shows each job's version history
+    _show(render_records(store.records() if every else store.current(), fmt))
 
 
 @main.command("mock")
@@ -409,6 +504,32 @@ def status_command(out_dir: Path, fmt: str) -> None:
 )
 @click.option("--seed", type=int, help="Seed that makes every injected fault reproducible.")
 @click.option("--api-key", help="Accept only this Bearer key (others get 2049); default: any key.")
+@click.option(
+    "--record",
+    "record_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Instead of the mock: proxy to --upstream and record the traffic to this new file "
+    "(videos in FILE.d/; keys redacted). See docs/record-replay.md.",
+)
+@click.option(
+    "--upstream",
+    envvar="MINIMAX_BASE_URL",
+    show_envvar=True,
+    metavar="URL",
+    help="The API --record proxies to.",
+)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="With --record: the base URL under which the upstream reaches this proxy for "
+    "callbacks (a tunnel); default: the URL the client used.",
+)
+@click.option(
+    "--replay",
+    "replay_file",
+    type=click.Path(path_type=Path, dir_okay=False, exists=True),
+    help="Instead of the mock: serve this recording offline (callbacks replayed).",
+)
 @click.pass_obj
 @handle_errors
 def mock_command(
@@ -419,12 +540,30 @@ def mock_command(
     generation_seconds: float | None,
     seed: int | None,
     api_key: str | None,
+    record_file: Path | None,
+    upstream: str | None,
+    public_url: str | None,
+    replay_file: Path | None,
 ) -> None:
     """Serve the bundled mock MiniMax API in the foreground until Ctrl-C.
 
     Point mmgen (or any client) at it with MINIMAX_BASE_URL=<the printed URL>; any API key
     works unless --api-key is given. Inspect it at /_mock/tasks and /_mock/stats.
+
+    With --record FILE it is a proxy to a real API that records everything; with --replay
+    FILE it serves such a recording offline (its journal at /_replay/journal).
     """
+    level = "warning" if settings.verbosity < 0 else "debug" if settings.verbosity > 1 else "info"
+    source = click.get_current_context().get_parameter_source("upstream")
+    if source == ParameterSource.ENVIRONMENT and record_file is None:
+        upstream = None  # MINIMAX_BASE_URL only matters to --record
+    if record_file or replay_file or upstream or public_url:
+        mock_options = (config_file, generation_seconds, seed, api_key)
+        _record_or_replay(
+            host, port, level, settings.verbosity >= 0, record_file, upstream, public_url,
+            replay_file, any(option is not None for option in mock_options),
+        )  # fmt: skip
+        return
     from mock_server import MockConfig, load_config
     from mock_server.server import serve
 
@@ -441,7 +580,6 @@ def mock_command(
         click.echo(f"mmgen mock: serving the MiniMax API on {url} (Ctrl-C to stop)")
         click.echo(f"  export MINIMAX_BASE_URL={url}")
 
-    level = "warning" if settings.verbosity < 0 else "debug" if settings.verbosity > 1 else "info"
     try:
         serve(
             config,
@@ -451,5 +589,41 @@ def mock_command(
             log_level=level,
             access_log=settings.verbosity >= 0,
         )
+    except KeyboardInterrupt:  # Ctrl-C is how a foreground server is meant to stop
+        click.echo("mmgen mock: stopped", err=True)
+
+
+def _record_or_replay(
+    host: str,
+    port: int,
+    level: str,
+    access_log: bool,
+    record_file: Path | None,
+    upstream: str | None,
+    public_url: str | None,
+    replay_file: Path | None,
+    mock_options: bool,
+) -> None:
+    """``mmgen mock --record`` / ``--replay``: build the proxy or the replay, serve it."""
+    import os
+
+    from mmgen.serving import serve_forever
+    from mock_server.recording import build_app
+
+    app, what = build_app(
+        record=record_file,
+        upstream=upstream,
+        public_url=public_url,
+        replay=replay_file,
+        mock_options=mock_options,
+        secrets_=[os.environ.get("MINIMAX_API_KEY")],
+    )
+
+    def ready(url: str) -> None:
+        click.echo(f"mmgen mock: {what} on {url} (Ctrl-C to stop)")
+        click.echo(f"  export MINIMAX_BASE_URL={url}")
+
+    try:
+        serve_forever(app, host, port, on_ready=ready, log_level=level, access_log=access_log)
     except KeyboardInterrupt:  # Ctrl-C is how a foreground server is meant to stop
         click.echo("mmgen mock: stopped", err=True)
