@@ -1,7 +1,7 @@
 """A 1 GB video from the mock: mmgen's client download against curl, and its RSS growth.
 
 The mock runs in its own process (``mmgen mock --port 0 --config FILE``) with the config option
-``video_min_bytes`` (the MP4 padded to at least that size). One task is created, waited for
+``video.min_bytes`` (the MP4 padded to at least that size). One task is created, waited for
 and retrieved with httpx; then, against the same download URL, ``--repeat`` times each:
 
 - mmgen: a child process (this file with ``--client-worker``) calling
@@ -42,7 +42,7 @@ from _harness import (
 )
 
 TARGET_RSS_GROWTH_MB = 50.0
-OPTION = "video_min_bytes"
+OPTION = "video.min_bytes"
 
 
 def proc_status_kb(field: str) -> int:
@@ -113,7 +113,9 @@ def main() -> None:
     results: dict[str, list[dict[str, Any]]] = {"mmgen": [], "curl": []}
     with workdir("mmgen-bench-download-", args.keep) as tmp:
         config = tmp / "mock.yaml"
-        config.write_text(f"{OPTION}: {size}\ngeneration_seconds: 0\n")
+        config.write_text(
+            f"video:\n  min_bytes: {size}\nreport_file_bytes: true\ngeneration_seconds: 0\n"
+        )
         stack = contextlib.ExitStack()
         try:
             mock = stack.enter_context(
