@@ -69,6 +69,7 @@ from mmgen.errors import (
     ConnectFailedError,
     DownloadError,
     MmgenError,
+    NotSentError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -106,6 +107,9 @@ SLOW_CODES = frozenset({1041, 2045})
 #: download it is a per-chunk stall limit, not a limit on the whole transfer.
 API_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=60.0, pool=60.0)
 DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+
+#: Keys shorter than this are not scrubbed from messages (no real key is that short).
+MIN_SCRUB_LENGTH = 6
 
 #: Most tries of one call whose connection could not be made at all (refused, DNS, timeout).
 CONNECT_ATTEMPTS = 3
@@ -364,6 +368,7 @@ class MiniMaxClient:
         body: Mapping[str, Any],
         *,
         before_send: Callable[[], Awaitable[None]] | None = None,
+        abort: asyncio.Event | None = None,
     ) -> str:
         """Submit a generation request; return its task id.
 
@@ -371,7 +376,8 @@ class MiniMaxClient:
         connection gate gave it a slot, right before it leaves (on every try): the runner
         records "submitting" there, so a job that was still waiting for the limiter when the
         run stopped was never recorded as sent. An exception from it aborts the call (nothing
-        sent).
+        sent). Once ``abort`` is set, a call waiting for the rate limiter or between tries
+        stops with :class:`~mmgen.errors.NotSentError` at once.
 
         Raises AmbiguousSubmitError when the request may have reached MiniMax but no usable
         answer came back: the task may exist. Never retried in that case.
@@ -380,7 +386,7 @@ class MiniMaxClient:
 
         async def attempt() -> str:
             if self.rate_limiter is not None:
-                await self.rate_limiter.acquire()
+                await _unless(abort, self.rate_limiter.acquire())
             try:
                 answer = await self._call(
                     "POST",
@@ -406,7 +412,9 @@ class MiniMaxClient:
                 )
             return task_id
 
-        return await self._with_retries(attempt, self.retry.attempts, is_transient, endpoint)
+        return await self._with_retries(
+            attempt, self.retry.attempts, is_transient, endpoint, abort=abort
+        )
 
     async def query_task(self, task_id: str, *, attempts: int | None = None) -> TaskStatus:
         """The current status of a task (``attempts``: tries in all, default the policy's)."""
@@ -478,6 +486,9 @@ class MiniMaxClient:
     # --- plumbing -----------------------------------------------------------------------------
 
     def _scrub(self, text: str) -> str:
+        # a key too short to be real (tests, typos) would mangle every message it occurs in
+        if len(self._api_key) < MIN_SCRUB_LENGTH:
+            return text
         return text.replace(self._api_key, "***")
 
     async def _with_retries(
@@ -486,6 +497,8 @@ class MiniMaxClient:
         attempts: int,
         retryable: Callable[[BaseException], bool],
         what: str,
+        *,
+        abort: asyncio.Event | None = None,
     ) -> T:
         def stop(state: RetryCallState) -> bool:
             if state.attempt_number >= attempts:
@@ -510,7 +523,7 @@ class MiniMaxClient:
             stop=stop,
             wait=self.retry.strategy(),
             retry=retry_if_exception(retryable),
-            sleep=self._sleep,
+            sleep=lambda seconds: _unless(abort, self._sleep(seconds)),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -789,6 +802,24 @@ class _Lanes:
         if self._owned:
             for client in self._clients:
                 await client.aclose()
+
+
+async def _unless(abort: asyncio.Event | None, waiting: Awaitable[Any]) -> None:
+    """Await ``waiting`` (a wait before a request), or raise NotSentError once ``abort`` is set."""
+    if abort is None:
+        await waiting
+        return
+    wait = asyncio.ensure_future(waiting)
+    stop = asyncio.ensure_future(abort.wait())
+    try:
+        await asyncio.wait({wait, stop}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stop.cancel()
+        if not wait.done():
+            wait.cancel()
+    if abort.is_set() or wait.cancelled():
+        raise NotSentError("not sent: the run stopped submitting")
+    wait.result()
 
 
 def _open_temp(dest: Path) -> tuple[int, str]:

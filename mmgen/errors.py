@@ -23,6 +23,7 @@ command line maps it to and gives a one-line message that says what to do about 
     ├── TransportError              network failure talking to the API               (exit 1)
     │   ├── ConnectFailedError      the connection could not even be made (nothing sent)
     │   └── AmbiguousSubmitError    the create call may or may not have reached MiniMax
+    ├── NotSentError                a request still waiting when the run stopped submitting
     └── DownloadError               the video could not be fetched or was incomplete (exit 1)
 
 Exit codes: 0 success, 1 a job (or the API) failed, 2 bad input or usage (nothing was done),
@@ -273,6 +274,13 @@ class DownloadError(MmgenError):
         super().__init__(message, hint=hint)
         self.url_expired = url_expired
         self.http_status = http_status
+
+
+class NotSentError(MmgenError):
+    """A request that was still waiting (for the rate limiter, or between tries) when the run
+    stopped submitting: it was never sent."""
+
+    exit_code = EXIT_FAILED
 
 
 class ConnectFailedError(TransportError):

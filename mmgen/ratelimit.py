@@ -40,6 +40,7 @@ class RateLimiter:
         self._stamps: deque[float] = deque()
         self._blocked_until = float("-inf")
         self._lock = asyncio.Lock()
+        self._changed = asyncio.Event()
 
     def __repr__(self) -> str:
         return f"RateLimiter(rpm={self.rpm}, window={self.window})"
@@ -66,9 +67,22 @@ class RateLimiter:
         return self._stamps[0] + self.window - now
 
     def refund(self) -> None:
-        """Give back the most recent acquisition (its request never reached the server)."""
+        """Give back the most recent acquisition (its request never reached the server); a
+        caller waiting for a slot re-checks at once."""
         if self._stamps:
             self._stamps.pop()
+            self._changed.set()
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less when :meth:`refund` frees a slot meanwhile."""
+        self._changed.clear()
+        sleeper = asyncio.ensure_future(self._sleep(seconds))
+        waker = asyncio.ensure_future(self._changed.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
 
     async def acquire(self) -> None:
         """Wait until one more call fits in the window, then count it."""
@@ -78,6 +92,6 @@ class RateLimiter:
                 wait = self._wait_needed(now)
                 if wait <= 0:
                     break
-                await self._sleep(wait)
+                await self._pause(wait)
             if self.rpm is not None:
                 self._stamps.append(now)

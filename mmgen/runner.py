@@ -50,6 +50,7 @@ from mmgen.errors import (
     DownloadError,
     InvalidRequestError,
     MmgenError,
+    NotSentError,
     StateError,
     TransportError,
     is_account_error,
@@ -90,7 +91,11 @@ class ApiClient(Protocol):
     """What the runner needs of :class:`mmgen.client.MiniMaxClient` (tests fake it)."""
 
     async def create_task(
-        self, body: dict[str, Any], *, before_send: Callable[[], Awaitable[None]] | None = None
+        self,
+        body: dict[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+        abort: asyncio.Event | None = None,
     ) -> str: ...
 
     async def query_task(self, task_id: str, *, attempts: int | None = None) -> TaskStatus: ...
@@ -167,6 +172,8 @@ class Runner:
         self._downloading = asyncio.Semaphore(DOWNLOADS_IN_FLIGHT)
         self._stopped: str | None = None
         self._mailboxes: set[Mailbox] = set()  # of the jobs waiting for their tasks
+        self._unsent: set[asyncio.Future[str]] = set()  # creates not sent yet
+        self._stop_event = asyncio.Event()
         self._offer_callbacks = listener is not None
         self._callback_refusals = 0
         self._polled: set[str] = set()  # jobs whose task was created without our callback
@@ -205,6 +212,9 @@ class Runner:
             log.warning("%s", self._stopped)
             for mailbox in list(self._mailboxes):
                 mailbox.wake()
+            self._stop_event.set()  # creates waiting for the limiter or a retry give up
+            for create in list(self._unsent):  # creates still queued for the RPM limiter
+                create.cancel()
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warnings:
@@ -335,6 +345,9 @@ class Runner:
             if self._stopped is not None:
                 raise _NotSent
             if not written:
+                current = asyncio.current_task()  # the create: from here on stop() spares it
+                if current is not None:
+                    self._unsent.discard(current)
                 self._emit(JobEvent(job.name, item.action, "submitting"))
                 written.append(await self.store.write(pending.evolve(submitted_at=utc_now())))
 
@@ -350,7 +363,16 @@ class Runner:
                 self._polled.add(job.name)
                 async with self._creating:
                     task_id = await self._create(written, body, before_send)
-        except _NotSent:
+        except (_NotSent, NotSentError):
+            if written:  # an earlier try failed (not sent) and the run stopped before the next
+                kept = await self.store.write(
+                    written[0].evolve(
+                        state="failed",
+                        error=RecordError("not_sent", "the run stopped before a retry"),
+                        finished_at=utc_now(),
+                    )
+                )
+                return JobOutcome(job.name, item.action, False, kept, "not sent: the run stopped")
             return self._not_sent(item)
         except AmbiguousSubmitError as err:
             unknown = await self.store.write(
@@ -389,19 +411,31 @@ class Runner:
     ) -> str:
         """The create call, shielded: if the run is interrupted while it is in flight, it is
         given a short grace period to come back so its task id is recorded, not lost."""
-        create = asyncio.ensure_future(self.client.create_task(body, before_send=before_send))
+        if self._stopped is not None:
+            raise _NotSent
+        create = asyncio.ensure_future(
+            self.client.create_task(body, before_send=before_send, abort=self._stop_event)
+        )
+        if not written:
+            self._unsent.add(create)  # stop() cancels it while it waits for the RPM limiter
         try:
             return await asyncio.shield(create)
         except asyncio.CancelledError:
             if not written:  # still queued for the rate limiter: nothing left, nothing to keep
                 create.cancel()
+                task = asyncio.current_task()
+                if self._stopped is not None and task is not None and not task.cancelling():
+                    raise _NotSent from None  # stop() withdrew it, the run goes on
                 raise
-            with contextlib.suppress(Exception):
+            task_id = None
+            with contextlib.suppress(Exception):  # the answer may never come: keep waiting short
                 task_id = await asyncio.wait_for(create, SUBMIT_GRACE_SECONDS)
-                if written:
-                    await self.store.write(written[0].evolve(state="submitted", task_id=task_id))
+            if task_id is not None:  # a failed write is not hidden: it replaces the Ctrl-C
+                await self.store.write(written[0].evolve(state="submitted", task_id=task_id))
             create.cancel()
             raise
+        finally:
+            self._unsent.discard(create)
 
     # --- wait ------------------------------------------------------------------------------
 

@@ -103,7 +103,7 @@ class LimitedClient(FakeClient):
         self.gate = asyncio.Semaphore(1)
         self.sent = asyncio.Event()
 
-    async def create_task(self, body: dict[str, Any], *, before_send=None) -> str:
+    async def create_task(self, body: dict[str, Any], *, before_send=None, abort=None) -> str:
         await self.gate.acquire()  # the limiter: only the first job ever gets through
         if before_send is not None:
             await before_send()
@@ -146,7 +146,7 @@ async def test_an_account_level_error_stops_all_submitting(
     client = FakeClient()
     attempts: list[str] = []
 
-    async def refused(body: dict[str, Any], *, before_send=None) -> str:
+    async def refused(body: dict[str, Any], *, before_send=None, abort=None) -> str:
         attempts.append(body["prompt"])
         if before_send is not None:
             await before_send()
@@ -172,7 +172,7 @@ async def test_refused_callback_check_is_resent_without_callback_and_polled(
     refusals: list[int] = []
     real_create = client.create_task
 
-    async def check(body: dict[str, Any], *, before_send=None) -> str:
+    async def check(body: dict[str, Any], *, before_send=None, abort=None) -> str:
         if "callback_url" in body:
             refusals.append(1)
             if before_send is not None:

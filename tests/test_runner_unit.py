@@ -55,7 +55,7 @@ class FakeClient:
         self.downloads = 0
         self.create_started = asyncio.Event()
 
-    async def create_task(self, body: dict[str, Any], *, before_send=None) -> str:
+    async def create_task(self, body: dict[str, Any], *, before_send=None, abort=None) -> str:
         if before_send is not None:
             await before_send()
         self.create_started.set()  # the request has left

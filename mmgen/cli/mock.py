@@ -107,9 +107,13 @@ def mock_command(
         config.api_key = api_key
     config.validate()
 
+    cdn: list[str] = []  # the download origin starts first; it is printed after the API
+
     def ready(url: str) -> None:
         click.echo(f"mmgen mock: serving the MiniMax API on {url} (Ctrl-C to stop)")
         click.echo(f"  export MINIMAX_BASE_URL={url}")
+        for origin in cdn:
+            click.echo(f"  videos are downloaded from {origin}")
 
     try:
         serve(
@@ -118,7 +122,7 @@ def mock_command(
             port=port,
             cdn_port=cdn_port,
             on_ready=ready,
-            on_cdn_ready=lambda url: click.echo(f"  videos are downloaded from {url}"),
+            on_cdn_ready=cdn.append,
             log_level=level,
             access_log=settings.verbosity >= 0,
         )
