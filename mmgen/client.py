@@ -387,21 +387,32 @@ class MiniMaxClient:
         async def attempt() -> str:
             if self.rate_limiter is not None:
                 await _unless(abort, self.rate_limiter.acquire())
+            sending = False
+
+            async def leaving() -> None:
+                nonlocal sending
+                if before_send is not None:
+                    await before_send()
+                sending = True
+
             try:
                 answer = await self._call(
                     "POST",
                     "/v1/video_generation",
                     json=dict(body),
                     submit=True,
-                    before_send=before_send,
+                    before_send=leaving,
                 )
             except RateLimitError as exc:
                 if self.rate_limiter is not None:
                     self.rate_limiter.penalize(exc.retry_after or self.rate_limiter.interval)
                 raise
-            except TransportError as exc:
-                # only a create that reached the server spends the per-minute budget
-                if self.rate_limiter is not None and not isinstance(exc, AmbiguousSubmitError):
+            except BaseException as exc:
+                # only a create that reached the server spends the per-minute budget: give the
+                # slot back when the request never left (withdrawn, cancelled, no connection)
+                if self.rate_limiter is not None and (
+                    not sending or isinstance(exc, ConnectFailedError)
+                ):
                     self.rate_limiter.refund()
                 raise
             task_id = _id_or_none(answer.data.get("task_id"))
@@ -817,9 +828,10 @@ async def _unless(abort: asyncio.Event | None, waiting: Awaitable[Any]) -> None:
         stop.cancel()
         if not wait.done():
             wait.cancel()
-    if abort.is_set() or wait.cancelled():
-        raise NotSentError("not sent: the run stopped submitting")
-    wait.result()
+    if wait.done() and not wait.cancelled():
+        wait.result()  # it finished first (a limiter slot taken is given back by the caller)
+        return
+    raise NotSentError("not sent: the run stopped submitting")
 
 
 def _open_temp(dest: Path) -> tuple[int, str]:

@@ -125,10 +125,6 @@ class RunConfig:
     timeout: float = 1800.0  # per job, from submit (or resume) to a downloaded video
 
 
-class _NotSent(Exception):
-    """The run stopped submitting before this job's request left."""
-
-
 class _Lost(Exception):
     """The API no longer knows the task or file (expired, another key, a restarted mock)."""
 
@@ -343,7 +339,7 @@ class Runner:
 
         async def before_send() -> None:
             if self._stopped is not None:
-                raise _NotSent
+                raise NotSentError("not sent: the run stopped submitting")
             if not written:
                 current = asyncio.current_task()  # the create: from here on stop() spares it
                 if current is not None:
@@ -363,7 +359,7 @@ class Runner:
                 self._polled.add(job.name)
                 async with self._creating:
                     task_id = await self._create(written, body, before_send)
-        except (_NotSent, NotSentError):
+        except NotSentError:
             if written:  # an earlier try failed (not sent) and the run stopped before the next
                 kept = await self.store.write(
                     written[0].evolve(
@@ -412,7 +408,7 @@ class Runner:
         """The create call, shielded: if the run is interrupted while it is in flight, it is
         given a short grace period to come back so its task id is recorded, not lost."""
         if self._stopped is not None:
-            raise _NotSent
+            raise NotSentError("not sent: the run stopped submitting")
         create = asyncio.ensure_future(
             self.client.create_task(body, before_send=before_send, abort=self._stop_event)
         )
@@ -425,7 +421,9 @@ class Runner:
                 create.cancel()
                 task = asyncio.current_task()
                 if self._stopped is not None and task is not None and not task.cancelling():
-                    raise _NotSent from None  # stop() withdrew it, the run goes on
+                    raise NotSentError(
+                        "not sent: the run stopped submitting"
+                    ) from None  # stop() withdrew it, the run goes on
                 raise
             task_id = None
             with contextlib.suppress(Exception):  # the answer may never come: keep waiting short

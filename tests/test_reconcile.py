@@ -321,3 +321,42 @@ def test_an_interrupted_rehearsal_resumes_on_the_same_mock_tasks(tmp_path: Path)
     assert {o["action"] for o in outcomes} == {"resume"}
     assert {o["job"]: o["task_id"] for o in outcomes} == tasks  # the same tasks, none new
     assert all(o["state"] == "success" for o in outcomes)
+
+
+@pytest.mark.anyio
+async def test_an_unreachable_server_stops_the_run_without_waiting_for_the_limiter(
+    tmp_path: Path,
+) -> None:
+    """Jobs queued for the RPM limiter (whose sleep here never ends by itself) or between
+    tries are withdrawn when the first create gives up on connecting: the run ends at once,
+    having spent no RPM slot, with the unsent jobs untouched."""
+    from mmgen.ratelimit import RateLimiter
+
+    never = asyncio.Event()
+
+    async def forever(seconds: float) -> None:
+        await never.wait()
+
+    async def instant(seconds: float) -> None:
+        return None
+
+    limiter = RateLimiter(1, sleep=forever)
+    base = "https://api.test.invalid"
+    with respx.mock() as router:
+        route = router.post(f"{base}/v1/video_generation").mock(
+            side_effect=httpx.ConnectError("refused")
+        )
+        async with MiniMaxClient("k", base, rate_limiter=limiter, sleep=instant) as client:
+            store = RecordStore(tmp_path)
+            jobs = [Job(f"j{i}", body={"model": "S2V-01", "prompt": f"p{i}"}) for i in range(20)]
+            with store.lock():
+                runner = Runner(client, store, RunConfig(out_dir=tmp_path, concurrency=8))
+                result = await asyncio.wait_for(runner.run(plan(jobs, store)), 30)
+    assert result.stopped and "cannot connect" in result.stopped
+    # refused connections spend no RPM slot, so the jobs in flight (8) take turns; the first
+    # to fail 3 times stops everything, and nothing waits for the limiter's minute
+    assert 3 <= route.call_count <= 3 * 8
+    assert not limiter._stamps  # every slot was refunded
+    records = RecordStore(tmp_path).records()
+    assert all(r.state == "failed" and r.task_id is None for r in records)
+    assert len(records) <= 8  # the 12+ jobs never let through are untouched
