@@ -134,17 +134,15 @@ def served_sha256(http: httpx.Client, file_id: str, attempts: int = 60) -> tuple
             if info.status_code != 200 or data["base_resp"]["status_code"] != 0:
                 last = f"retrieve: HTTP {info.status_code} {data.get('base_resp')}"
                 continue
-            announced = int(data["file"]["bytes"])
+            announced = int(data["file"]["bytes"] or 0)  # 0: unknown, as MiniMax answers
             with httpx.Client(trust_env=False, timeout=60) as cdn:  # no API key to the CDN
                 video = cdn.get(data["file"]["download_url"])
+            size = len(video.content)
             expected = int(video.headers.get("content-length", -1))
-            if video.status_code != 200 or len(video.content) not in (expected, announced):
-                last = f"download: HTTP {video.status_code}, {len(video.content)} bytes"
+            if video.status_code != 200 or size != expected or announced not in (0, size):
+                last = f"download: HTTP {video.status_code}, {size} of {expected} bytes"
                 continue
-            if len(video.content) != announced:
-                last = f"download: {len(video.content)} of {announced} bytes"
-                continue
-            return hashlib.sha256(video.content).hexdigest(), len(video.content)
+            return hashlib.sha256(video.content).hexdigest(), size
         except (httpx.HTTPError, ValueError, KeyError) as err:
             last = f"{type(err).__name__}: {err}"
         time.sleep(0.05)
