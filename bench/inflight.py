@@ -35,6 +35,7 @@ from _harness import (
 PROMPT = "A girl runs toward the camera and winks with a smile."
 TARGET_WALL_S = 150.0  # for 10,000 jobs
 TARGET_RSS_MB = 200.0
+TARGET_CHALLENGE_P99_MS = 100.0
 
 
 def challenge_latency(
@@ -133,12 +134,13 @@ def main() -> None:
                 "wall_s": TARGET_WALL_S,
                 "peak_rss_mb": TARGET_RSS_MB,
                 "challenges_failed": 0,
-                "challenge_p99_ms": 100,
+                "challenge_p99_ms": TARGET_CHALLENGE_P99_MS,
             },
             "met": done
             and run.wall <= TARGET_WALL_S
             and run.max_rss_mb <= TARGET_RSS_MB
-            and failed_challenges == 0,
+            and failed_challenges == 0
+            and (latency.get("p99") or 0) <= TARGET_CHALLENGE_P99_MS,
         }
     )
     if not done:
