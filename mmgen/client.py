@@ -26,10 +26,9 @@ error.
 
 Connections: the number of jobs in flight never sets the size of httpcore's pool or the length of
 its queue (its scheduling costs O(connections x queued requests), encode/httpx#3215). API calls
-go through a small pool (``max_connections``, tens) behind this client's own FIFO gate (an
-``asyncio.Semaphore`` of the same size), so httpcore never sees more requests than connections;
-downloads use their own pool and gate (``max_downloads``), so a slow CDN never starves queries.
-A job that is only waiting holds nothing.
+go through ``max_connections`` lanes (:class:`_Lanes`: single-connection clients handed out
+first come, first served), downloads through ``max_downloads`` lanes of their own, so a slow
+CDN never starves queries. A job that is only waiting holds nothing.
 
 The API key goes only into the ``Authorization`` header of API calls. It never appears in an
 error message, a log line or a repr, and it is never sent to the download URL (a CDN URL).
@@ -38,12 +37,14 @@ error message, a log line or a repr, and it is never sent to the download URL (a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import hashlib
 import logging
 import math
+import os
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -110,7 +111,7 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 CONNECT_ATTEMPTS = 3
 
 #: Default pool sizes: API calls are short, so tens of connections serve thousands of jobs.
-DEFAULT_MAX_CONNECTIONS = 16
+DEFAULT_MAX_CONNECTIONS = 48
 DEFAULT_MAX_DOWNLOADS = 8
 
 #: Network failures after which a create request surely did not reach MiniMax.
@@ -326,12 +327,16 @@ class MiniMaxClient:
         self._sleep = sleep
         self.base_url_source = base_url_source
         self._owns_http = http is None
-        self._http = http or _pool(max_connections, API_TIMEOUT)
-        # Downloads go to a CDN host: their own pool, so a slow transfer never holds a slot
-        # that status queries need (an injected client, as in tests, serves both).
-        self._cdn = http or _pool(max_downloads, DOWNLOAD_TIMEOUT)
-        self._gate = asyncio.Semaphore(max(1, max_connections))
-        self._download_gate = asyncio.Semaphore(max(1, max_downloads))
+        # API calls and downloads (a CDN host) each get their own lanes, so a slow transfer
+        # never holds a connection that status queries need. An injected client (tests)
+        # serves both, behind the same gates.
+        if http is not None:
+            self._api = _Lanes.shared(http, max_connections)
+            self._cdn = _Lanes.shared(http, max_downloads)
+        else:
+            tls = httpx.create_ssl_context()  # one TLS context for every lane (~20 ms each)
+            self._api = _Lanes.own(max_connections, API_TIMEOUT, tls)
+            self._cdn = _Lanes.own(max_downloads, DOWNLOAD_TIMEOUT, tls)
 
     def __repr__(self) -> str:
         return f"MiniMaxClient(base_url={self.base_url!r})"
@@ -349,7 +354,7 @@ class MiniMaxClient:
 
     async def aclose(self) -> None:
         if self._owns_http:
-            await self._http.aclose()
+            await self._api.aclose()
             await self._cdn.aclose()
 
     # --- the API calls ------------------------------------------------------------------------
@@ -464,8 +469,8 @@ class MiniMaxClient:
         where = _redact_url(url)
 
         async def attempt() -> Download:
-            async with self._download_gate:
-                return await self._download_once(url, dest, where, progress, expected_bytes)
+            async with self._cdn.lane() as http:
+                return await self._download_once(http, url, dest, where, progress, expected_bytes)
 
         tries = attempts or self.retry.download_attempts
         return await self._with_retries(attempt, tries, _download_retryable, f"download {where}")
@@ -530,10 +535,10 @@ class MiniMaxClient:
     ) -> _Answer:
         endpoint = f"{method} {path}"
         try:
-            async with self._gate:
-                if before_send is not None:  # a connection slot is ours: the request leaves now
+            async with self._api.lane() as http:
+                if before_send is not None:  # a connection is ours: the request leaves now
                     await before_send()
-                response = await self._http.request(
+                response = await http.request(
                     method,
                     self.base_url + path,
                     params=params,
@@ -617,6 +622,7 @@ class MiniMaxClient:
 
     async def _download_once(
         self,
+        http: httpx.AsyncClient,
         url: str,
         dest: Path,
         where: str,
@@ -629,17 +635,18 @@ class MiniMaxClient:
             raise DownloadError(f"invalid download URL {where}: {exc}") from exc
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise DownloadError(f"invalid download URL {where}: not an absolute http(s) URL")
-        request = self._cdn.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
+        request = http.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
         # The CDN URL must never see the API key, even if the http client carries one by default.
         request.headers.pop("Authorization", None)
-        dest.parent.mkdir(parents=True, exist_ok=True)
         tmp_path: Path | None = None
         try:
-            with tempfile.NamedTemporaryFile(
-                dir=dest.parent, delete=False, prefix=f".{dest.name}.", suffix=".part"
-            ) as tmp:
-                tmp_path = Path(tmp.name)
-                digest, size = await self._stream_to(request, tmp, where, progress, expected_bytes)
+            # file system work off the event loop; the chunks are plain unbuffered writes
+            fd, name = await asyncio.to_thread(_open_temp, dest)
+            tmp_path = Path(name)
+            with os.fdopen(fd, "wb", buffering=0) as tmp:
+                digest, size = await self._stream_to(
+                    http, request, tmp, where, progress, expected_bytes
+                )
             await asyncio.to_thread(commit, tmp_path, dest)
             tmp_path = None
             return Download(path=dest, sha256=digest, bytes=size)
@@ -649,6 +656,7 @@ class MiniMaxClient:
 
     async def _stream_to(
         self,
+        http: httpx.AsyncClient,
         request: httpx.Request,
         out: IO[bytes],
         where: str,
@@ -656,7 +664,7 @@ class MiniMaxClient:
         expected_bytes: int | None,
     ) -> tuple[str, int]:
         try:
-            response = await self._cdn.send(request, stream=True, follow_redirects=True)
+            response = await http.send(request, stream=True, follow_redirects=True)
         except httpx.TransportError as exc:
             raise DownloadError(f"download {where}: {type(exc).__name__}: {exc}") from exc
         try:
@@ -732,13 +740,61 @@ def normalize_status(status: str) -> str:
     return _STATUSES.get(status.strip().lower(), status)
 
 
-def _pool(size: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
-    size = max(1, size)
-    return httpx.AsyncClient(
-        timeout=timeout,
-        headers={"User-Agent": f"mmgen/{__version__}"},
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-    )
+class _Lanes:
+    """The fair gate and the pool in one: ``size`` lanes, each an httpx client with a single
+    connection, handed out first come, first served (an ``asyncio.Queue``).
+
+    httpcore schedules a pool's queued requests over its connections at a cost of
+    O(connections x queued requests) per request (encode/httpx#3215); with one connection per
+    client and never more than one request on it, that cost is O(1) whatever the number of jobs
+    in flight, and a job waiting for a lane holds nothing but its place in the queue.
+    """
+
+    def __init__(self, clients: list[httpx.AsyncClient], owned: bool) -> None:
+        self._clients = clients
+        self._owned = owned
+        self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        for client in clients:
+            self._idle.put_nowait(client)
+
+    @classmethod
+    def own(cls, size: int, timeout: httpx.Timeout, tls: Any) -> _Lanes:
+        return cls(
+            [
+                httpx.AsyncClient(
+                    timeout=timeout,
+                    verify=tls,
+                    headers={"User-Agent": f"mmgen/{__version__}"},
+                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                )
+                for _ in range(max(1, size))
+            ],
+            owned=True,
+        )
+
+    @classmethod
+    def shared(cls, client: httpx.AsyncClient, size: int) -> _Lanes:
+        """``size`` lanes on one (injected) client: the gate without the pool."""
+        return cls([client] * max(1, size), owned=False)
+
+    @contextlib.asynccontextmanager
+    async def lane(self) -> AsyncIterator[httpx.AsyncClient]:
+        client = await self._idle.get()
+        try:
+            yield client
+        finally:
+            self._idle.put_nowait(client)
+
+    async def aclose(self) -> None:
+        if self._owned:
+            for client in self._clients:
+                await client.aclose()
+
+
+def _open_temp(dest: Path) -> tuple[int, str]:
+    """A new temp file next to ``dest`` (its folder made if needed): ``.NAME.*.part``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
 
 
 def _not_connected(error: BaseException | None) -> bool:

@@ -31,6 +31,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from mmgen.mailbox import Mailbox
 from mmgen.serving import ServerThread
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class _Refused(Exception):
 @dataclass
 class _Watch:
     loop: asyncio.AbstractEventLoop
-    queue: asyncio.Queue[dict[str, Any]]
+    mailbox: Mailbox
 
 
 class CallbackListener:
@@ -59,7 +60,7 @@ class CallbackListener:
 
     Use as ``async with CallbackListener(...) as listener:`` (or ``start()``/``stop()``);
     ``listener.callback_url`` goes into the request body; ``listener.watch(task_id)`` (called
-    from the run's loop) gives the queue of that task's status pushes.
+    from the run's loop) gives the :class:`~mmgen.mailbox.Mailbox` of that task's pushes.
     """
 
     def __init__(
@@ -99,14 +100,14 @@ class CallbackListener:
 
     # --- subscriptions (the run's loop) ----------------------------------------------------
 
-    def watch(self, task_id: str) -> asyncio.Queue[dict[str, Any]]:
-        """Start accepting pushes for ``task_id``; returns the queue they arrive on."""
+    def watch(self, task_id: str) -> Mailbox:
+        """Start accepting pushes for ``task_id``; returns the mailbox they arrive in."""
         with self._lock:
             watch = self._watches.get(task_id)
             if watch is None:
-                watch = _Watch(asyncio.get_running_loop(), asyncio.Queue())
+                watch = _Watch(asyncio.get_running_loop(), Mailbox())
                 self._watches[task_id] = watch
-            return watch.queue
+            return watch.mailbox
 
     def unwatch(self, task_id: str) -> None:
         with self._lock:
@@ -150,7 +151,7 @@ class CallbackListener:
             return JSONResponse({"error": "unknown task"}, status_code=404)
         self.pushes_accepted += 1
         try:
-            watch.loop.call_soon_threadsafe(watch.queue.put_nowait, data)
+            watch.loop.call_soon_threadsafe(watch.mailbox.put, data)
         except RuntimeError:  # the run's loop is closing
             return JSONResponse({"error": "not listening"}, status_code=503)
         return JSONResponse({"status": "ok"})

@@ -56,6 +56,7 @@ from mmgen.errors import (
     is_transient,
 )
 from mmgen.files import link_or_copy
+from mmgen.mailbox import Mailbox
 from mmgen.outcomes import EventSink, JobEvent, JobOutcome, RunResult
 from mmgen.planning import PlanItem, version_path
 from mmgen.records import Record, RecordError, RecordStore, request_snapshot, utc_now
@@ -158,7 +159,7 @@ class Runner:
         self._emit: EventSink = on_event or (lambda _event: None)
         self._slots = asyncio.Semaphore(max(1, config.concurrency))
         self._stopped: str | None = None
-        self._stop_event = asyncio.Event()
+        self._mailboxes: set[Mailbox] = set()  # of the jobs waiting for their tasks
         self._offer_callbacks = listener is not None
         self._callback_refusals = 0
         self._polled: set[str] = set()  # jobs whose task was created without our callback
@@ -178,7 +179,7 @@ class Runner:
         try:
             async with asyncio.TaskGroup() as group:
                 for index, item in enumerate(items):
-                    group.create_task(one(index, item), name=f"mmgen-job-{item.job.name}")
+                    group.create_task(one(index, item))
         except ExceptionGroup as errors:
             # a record could not be written (disk full...): every job stops, the message shows
             first = errors.subgroup(lambda e: isinstance(e, MmgenError))
@@ -195,7 +196,8 @@ class Runner:
         if self._stopped is None:
             self._stopped = f"stopped submitting: {error.one_line()}"
             log.warning("%s", self._stopped)
-            self._stop_event.set()
+            for mailbox in list(self._mailboxes):
+                mailbox.wake()
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warnings:
@@ -213,7 +215,8 @@ class Runner:
                     outcome = self._not_sent(item)
                 else:
                     try:
-                        outcome = await asyncio.wait_for(self._work(item), self.config.timeout)
+                        async with asyncio.timeout(self.config.timeout):
+                            outcome = await self._work(item)
                     except TimeoutError:
                         outcome = await self._timed_out(item)
         self._finish(item, outcome)
@@ -402,13 +405,13 @@ class Runner:
         None when the run stopped meanwhile."""
         task_id = record.task_id
         assert task_id is not None
-        queue = None
-        if self.listener is not None and self._offer_callbacks and self._own_callback(item):
-            queue = self.listener.watch(task_id)
+        watched = self.listener is not None and self._offer_callbacks and self._own_callback(item)
+        mailbox = self.listener.watch(task_id) if watched and self.listener else Mailbox()
+        self._mailboxes.add(mailbox)  # stop() wakes it
         # a resumed task's callback_url was an earlier run's listener: poll it, whatever --wait
-        polling = self.config.wait != "callback" or queue is None or not fresh
+        polling = self.config.wait != "callback" or not watched or not fresh
         interval = self.config.poll_interval
-        if queue is not None and polling and fresh:
+        if watched and polling and fresh:
             interval = max(interval, self.config.poll_interval * 3)  # polling is the fallback
         try:
             # On resume the task may be long finished: ask at once. A fresh task is asked
@@ -417,7 +420,7 @@ class Runner:
             while status is None or not status.terminal:
                 if self._stopped is not None:
                     return None
-                pushed = await self._next_push(queue, interval if polling else None)
+                pushed = await mailbox.get(interval if polling else None)
                 if pushed is not None:
                     pushed_status = normalize_status(str(pushed.get("status", "")))
                     self._emit(
@@ -434,31 +437,9 @@ class Runner:
                 interval = min(interval * 1.5, max(self.config.max_poll_interval, interval))
             return status
         finally:
-            if queue is not None and self.listener is not None:
+            self._mailboxes.discard(mailbox)
+            if watched and self.listener is not None:
                 self.listener.unwatch(task_id)
-
-    async def _next_push(
-        self, queue: asyncio.Queue[dict[str, Any]] | None, timeout: float | None
-    ) -> dict[str, Any] | None:
-        """The next push, or None after ``timeout`` (or when the run stops)."""
-        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop_event.wait())]
-        if queue is not None:
-            if not queue.empty():
-                waiters[0].cancel()
-                return queue.get_nowait()
-            waiters.append(asyncio.ensure_future(queue.get()))
-        try:
-            done, _ = await asyncio.wait(
-                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
-            )
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-        for waiter in done:
-            result = waiter.result()
-            if isinstance(result, dict):
-                return result
-        return None
 
     async def _poll(self, item: PlanItem, task_id: str) -> TaskStatus | None:
         """The task's status, or None when MiniMax could not be asked right now (a transient

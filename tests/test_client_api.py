@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -665,7 +666,30 @@ async def test_injected_http_client_is_not_closed() -> None:
 async def test_own_http_client_is_closed() -> None:
     client = MiniMaxClient(KEY, BASE)
     await client.aclose()
-    assert client._http.is_closed
+    assert client._api._clients and all(c.is_closed for c in client._api._clients)
+    assert all(c.is_closed for c in client._cdn._clients)
+
+
+@pytest.mark.anyio
+async def test_lanes_bound_connections_whatever_the_jobs_in_flight(router) -> None:
+    """1,000 concurrent queries never have more than max_connections requests in flight, each
+    lane one connection (httpcore's pool never queues), and lanes are handed out in order."""
+    in_flight = 0
+    most = 0
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await asyncio.sleep(0)
+        in_flight -= 1
+        return httpx.Response(200, json=ok(task_id="t", status="Processing"))
+
+    router.get(QUERY).mock(side_effect=answer)
+    async with MiniMaxClient(KEY, BASE, max_connections=4) as client:
+        assert len(client._api._clients) == 4
+        await asyncio.gather(*(client.query_task(str(n)) for n in range(1000)))
+    assert most == 4
 
 
 def test_retry_policy_validation() -> None:
