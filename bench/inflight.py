@@ -9,7 +9,9 @@ Reported: wall time (target <= 150 s for 10,000 jobs), mmgen's peak RSS and CPU 
 kernel's rusage of the child), challenges failed (target 0) and the challenge answer latency
 p50/p99 as the mock measured it: ``challenge_latency_ms`` of ``/_mock/stats`` when the mock has
 it, else from the ``elapsed_ms`` of each challenge in the ``/_mock/tasks`` delivery journal
-(``latency_source`` says which). A run still going at ``--cap`` seconds is stopped (SIGTERM,
+(``latency_source`` says which). As a second opinion, this script itself challenges mmgen's
+listener every ``--probe-interval`` seconds during the run, on a new connection each time
+(``probe_latency_ms``). A run still going at ``--cap`` seconds is stopped (SIGTERM,
 then SIGKILL) and reported with what it got done.
 
     python bench/inflight.py [--jobs 10000] [--generation-seconds 30] [--cap 600]
@@ -19,8 +21,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
+import time
 from typing import Any
 
+import httpx
 from _harness import (
     MockProcess,
     emit,
@@ -54,12 +59,72 @@ def challenge_latency(
     return summary_ms(elapsed), "journal"
 
 
+class ListenerProbe(threading.Thread):
+    """Challenges mmgen's listener itself, as MiniMax would, every ``interval`` seconds while
+    the run lasts: a second opinion on the answer latency, measured by a mostly idle process
+    (the mock's own figure also holds its event loop's delays under load).
+
+    The listener's secret callback URL is read from the first task in ``/_mock/tasks``; each
+    probe is a new connection (``{"challenge": "probe-N"}``, echo checked, 3 s timeout).
+    """
+
+    def __init__(self, mock_url: str, interval: float) -> None:
+        super().__init__(daemon=True, name="listener-probe")
+        self.mock_url = mock_url
+        self.interval = interval
+        self.stop = threading.Event()
+        self.latencies: list[float] = []
+        self.failed: list[str] = []
+        self.refused = 0  # connection refused: the listener is not up (yet, or any more)
+
+    def _callback_url(self, http: httpx.Client) -> str | None:
+        while not self.stop.is_set():
+            if http.get("/_mock/stats").json().get("created", 0) > 0:
+                for task in http.get("/_mock/tasks").json()["tasks"]:
+                    if task.get("callback_url"):
+                        return str(task["callback_url"])
+            self.stop.wait(0.2)
+        return None
+
+    def run(self) -> None:
+        with httpx.Client(base_url=self.mock_url, trust_env=False, timeout=60) as http:
+            url = self._callback_url(http)
+        if url is None:
+            return
+        limits = httpx.Limits(max_keepalive_connections=0)  # a new connection each time
+        with httpx.Client(trust_env=False, timeout=3.0, limits=limits) as client:
+            n = 0
+            while not self.stop.wait(self.interval):
+                n += 1
+                token = f"probe-{n}"
+                started = time.perf_counter()
+                try:
+                    response = client.post(url, json={"challenge": token})
+                    elapsed = time.perf_counter() - started
+                    if response.json().get("challenge") != token:
+                        self.failed.append(f"HTTP {response.status_code}: wrong echo")
+                        continue
+                except httpx.ConnectError:
+                    self.refused += 1
+                    continue
+                except (httpx.HTTPError, ValueError) as err:
+                    self.failed.append(f"{type(err).__name__}: {err}")
+                    continue
+                self.latencies.append(elapsed)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--concurrency", type=int, help="mmgen --concurrency (default: --jobs)")
     parser.add_argument("--generation-seconds", type=float, default=30.0)
     parser.add_argument("--cap", type=float, default=600, help="wall cap of the run (s)")
+    parser.add_argument(
+        "--probe-interval",
+        type=float,
+        default=0.1,
+        help="seconds between this script's own challenges of mmgen's listener (0: none)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temp folder")
     args = parser.parse_args()
     install_sigterm_exit()
@@ -74,15 +139,23 @@ def main() -> None:
         with MockProcess(
             generation_seconds=args.generation_seconds, seed=1, log_file=tmp / "mock.log"
         ) as mock:
-            run = run_mmgen(
-                spec,
-                out,
-                mock.url,
-                concurrency=concurrency,
-                cap=args.cap,
-                stderr_path=tmp / "mmgen.stderr",
-                extra=["--wait", "auto"],
-            )
+            probe = ListenerProbe(mock.url, args.probe_interval)
+            if args.probe_interval > 0:
+                probe.start()
+            try:
+                run = run_mmgen(
+                    spec,
+                    out,
+                    mock.url,
+                    concurrency=concurrency,
+                    cap=args.cap,
+                    stderr_path=tmp / "mmgen.stderr",
+                    extra=["--wait", "auto"],
+                )
+            finally:
+                probe.stop.set()
+                if probe.is_alive():
+                    probe.join(10)
             stats = mock.stats()
             tasks = mock.tasks()
         records = status_records(out)
@@ -101,6 +174,12 @@ def main() -> None:
         f"challenges: {stats.get('challenges_sent', 0)} sent, {stats.get('challenges_ok', 0)} "
         f"answered, {failed_challenges} failed; answer latency p50 {latency.get('p50')} ms, "
         f"p99 {latency.get('p99')} ms, max {latency.get('max')} ms (from the mock's {source})"
+    )
+    probed = summary_ms(probe.latencies)
+    print(
+        f"this script's own challenges of the listener: {probed['count']} answered, "
+        f"{len(probe.failed)} failed ({probe.refused} refused: listener not up); "
+        f"p50 {probed['p50']} ms, p99 {probed['p99']} ms, max {probed['max']} ms"
     )
     print(
         f"callbacks: {stats.get('callbacks_delivered', 0)} delivered, "
@@ -127,6 +206,9 @@ def main() -> None:
             "challenges_failed": failed_challenges,
             "challenge_latency_ms": latency,
             "latency_source": source,
+            "probe_latency_ms": probed,
+            "probe_failed": len(probe.failed),
+            "probe_refused": probe.refused,
             "callbacks_delivered": stats.get("callbacks_delivered", 0),
             "callbacks_failed": stats.get("callbacks_failed", 0),
             "stderr_lines": warnings,
