@@ -30,6 +30,7 @@ from _harness import (
     MockProcess,
     emit,
     install_sigterm_exit,
+    parse_utc,
     run_mmgen,
     status_records,
     summary_ms,
@@ -75,7 +76,18 @@ class ListenerProbe(threading.Thread):
         self.stop = threading.Event()
         self.latencies: list[float] = []
         self.failed: list[str] = []
-        self.refused = 0  # connection refused: the listener is not up (yet, or any more)
+        self.refused_at: list[float] = []  # connection refused (the listener is not up)
+        self.answered_at = 0.0  # when the last answer came
+
+    @property
+    def refused_mid_run(self) -> int:
+        """Refusals with an answer after them: the listener was up, yet refused."""
+        return sum(1 for at in self.refused_at if at < self.answered_at)
+
+    @property
+    def refused_at_end(self) -> int:
+        """Refusals after the last answer: the run had closed its listener."""
+        return len(self.refused_at) - self.refused_mid_run
 
     def _callback_url(self, http: httpx.Client) -> str | None:
         while not self.stop.is_set():
@@ -105,12 +117,13 @@ class ListenerProbe(threading.Thread):
                         self.failed.append(f"HTTP {response.status_code}: wrong echo")
                         continue
                 except httpx.ConnectError:
-                    self.refused += 1
+                    self.refused_at.append(time.perf_counter())
                     continue
                 except (httpx.HTTPError, ValueError) as err:
                     self.failed.append(f"{type(err).__name__}: {err}")
                     continue
                 self.latencies.append(elapsed)
+                self.answered_at = time.perf_counter()
 
 
 def main() -> None:
@@ -152,6 +165,7 @@ def main() -> None:
                     stderr_path=tmp / "mmgen.stderr",
                     extra=["--wait", "auto"],
                 )
+                ended = time.time()
             finally:
                 probe.stop.set()
                 if probe.is_alive():
@@ -163,11 +177,15 @@ def main() -> None:
         last_lines = run.stderr_lines()[-3:]
     latency, source = challenge_latency(stats, tasks)
     succeeded = sum(1 for r in records if r.get("state") == "success")
+    finished = [parse_utc(r["finished_at"]) for r in records if r.get("finished_at")]
+    # after the last job was recorded: the gallery, the outcome table, shutting down
+    tail_s = round(ended - max(finished), 2) if finished else None
     failed_challenges = int(stats.get("challenges_failed", 0))
     print(
         f"wall {run.wall:.1f} s{' (stopped at the cap)' if run.capped else ''}, exit "
         f"{run.exit_code}, CPU {run.cpu:.1f} s, peak RSS {run.max_rss_mb:.0f} MB; "
-        f"{stats.get('created')} tasks created, {succeeded}/{args.jobs} jobs recorded success"
+        f"{stats.get('created')} tasks created, {succeeded}/{args.jobs} jobs recorded success; "
+        f"the process ended {tail_s} s after the last record"
     )
     print(f"requests the mock answered, by endpoint: {stats.get('requests', {})}")
     print(
@@ -178,7 +196,8 @@ def main() -> None:
     probed = summary_ms(probe.latencies)
     print(
         f"this script's own challenges of the listener: {probed['count']} answered, "
-        f"{len(probe.failed)} failed ({probe.refused} refused: listener not up); "
+        f"{len(probe.failed) + probe.refused_mid_run} failed ({probe.refused_mid_run} of them "
+        f"refused mid-run), {probe.refused_at_end} refused once the listener had closed; "
         f"p50 {probed['p50']} ms, p99 {probed['p99']} ms, max {probed['max']} ms"
     )
     print(
@@ -199,6 +218,7 @@ def main() -> None:
             "exit_code": run.exit_code,
             "cpu_s": round(run.cpu, 2),
             "peak_rss_mb": round(run.max_rss_mb, 1),
+            "tail_after_last_record_s": tail_s,
             "tasks_created": stats.get("created"),
             "mock_requests": stats.get("requests", {}),
             "jobs_succeeded": succeeded,
@@ -207,8 +227,8 @@ def main() -> None:
             "challenge_latency_ms": latency,
             "latency_source": source,
             "probe_latency_ms": probed,
-            "probe_failed": len(probe.failed),
-            "probe_refused": probe.refused,
+            "probe_failed": len(probe.failed) + probe.refused_mid_run,
+            "probe_refused_at_end": probe.refused_at_end,
             "callbacks_delivered": stats.get("callbacks_delivered", 0),
             "callbacks_failed": stats.get("callbacks_failed", 0),
             "stderr_lines": warnings,
