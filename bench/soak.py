@@ -62,6 +62,7 @@ from _harness import (
 CHAOS_PROFILE = """\
 generation_seconds: {generation}
 generation_jitter: {jitter}
+report_file_bytes: true
 faults:
   rate_limit: {{probability: 0.05, endpoints: [create, query]}}
   server_errors: {{create: 0.05, query: 0.05, retrieve: 0.05, download: 0.05, status: 503}}

@@ -14,6 +14,9 @@ import asyncio
 from collections import deque
 from typing import Any
 
+#: Pushes kept per task (a flood of forged pushes drops the oldest).
+LIMIT = 64
+
 
 def _wake(waiter: asyncio.Future[None]) -> None:
     if not waiter.done():
@@ -25,11 +28,13 @@ class Mailbox:
 
     __slots__ = ("_items", "_waiter")
 
-    def __init__(self, limit: int = 64) -> None:
-        self._items: deque[dict[str, Any]] = deque(maxlen=limit)
+    def __init__(self) -> None:
+        self._items: deque[dict[str, Any]] | None = None  # made at the first push
         self._waiter: asyncio.Future[None] | None = None
 
     def put(self, item: dict[str, Any]) -> None:
+        if self._items is None:
+            self._items = deque(maxlen=LIMIT)
         self._items.append(item)
         self.wake()
 
@@ -41,10 +46,13 @@ class Mailbox:
     def empty(self) -> bool:
         return not self._items
 
+    def _pop(self) -> dict[str, Any] | None:
+        return self._items.popleft() if self._items else None
+
     async def get(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next push; None after ``timeout`` seconds or when woken with nothing to give."""
         if self._items:
-            return self._items.popleft()
+            return self._pop()
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[None] = loop.create_future()
         self._waiter = waiter
@@ -55,4 +63,4 @@ class Mailbox:
             self._waiter = None
             if timer is not None:
                 timer.cancel()
-        return self._items.popleft() if self._items else None
+        return self._pop()

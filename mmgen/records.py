@@ -34,7 +34,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -104,7 +104,11 @@ class Record:
         return replace(self, **changes)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        # not dataclasses.asdict: it deep-copies every nested value, 40,000 times a large run
+        data = {name: getattr(self, name) for name in _FIELD_NAMES}
+        if self.error is not None:
+            data["error"] = {"code": self.error.code, "message": self.error.message}
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Record:
@@ -121,6 +125,9 @@ class Record:
         if error is not None:
             values["error"] = RecordError(code=error["code"], message=str(error["message"]))
         return cls(**values)
+
+
+_FIELD_NAMES = tuple(f.name for f in fields(Record))
 
 
 class RecordStore:

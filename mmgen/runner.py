@@ -79,6 +79,11 @@ RETRIEVE_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 3
 #: Creates refused for the callback URL after which callbacks are no longer offered.
 CALLBACK_REFUSALS = 3
+#: Jobs that may be inside a create call, and inside a download round, at once. The client's
+#: lanes bound the requests anyway; waiting here, a job holds a semaphore slot rather than a
+#: whole client call (retry state, frames): a few hundred bytes instead of kilobytes.
+CREATES_IN_FLIGHT = 64
+DOWNLOADS_IN_FLIGHT = 16
 
 
 class ApiClient(Protocol):
@@ -158,6 +163,8 @@ class Runner:
         self.listener = listener
         self._emit: EventSink = on_event or (lambda _event: None)
         self._slots = asyncio.Semaphore(max(1, config.concurrency))
+        self._creating = asyncio.Semaphore(CREATES_IN_FLIGHT)
+        self._downloading = asyncio.Semaphore(DOWNLOADS_IN_FLIGHT)
         self._stopped: str | None = None
         self._mailboxes: set[Mailbox] = set()  # of the jobs waiting for their tasks
         self._offer_callbacks = listener is not None
@@ -333,14 +340,16 @@ class Runner:
 
         try:
             try:
-                task_id = await self._create(written, body, before_send)
+                async with self._creating:
+                    task_id = await self._create(written, body, before_send)
             except CallbackCheckError as err:
                 if not callback or self.config.wait != "auto":
                     raise
                 self._callback_refused(err)
                 body.pop("callback_url", None)
                 self._polled.add(job.name)
-                task_id = await self._create(written, body, before_send)
+                async with self._creating:
+                    task_id = await self._create(written, body, before_send)
         except _NotSent:
             return self._not_sent(item)
         except AmbiguousSubmitError as err:
@@ -460,6 +469,10 @@ class Runner:
     # --- download --------------------------------------------------------------------------
 
     async def _download(self, item: PlanItem, record: Record) -> JobOutcome:
+        async with self._downloading:
+            return await self._download_rounds(item, record)
+
+    async def _download_rounds(self, item: PlanItem, record: Record) -> JobOutcome:
         job = item.job
         file_id = record.file_id
         assert file_id is not None

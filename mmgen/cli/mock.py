@@ -15,6 +15,13 @@ from mmgen.cli.app import Settings, handle_errors, main
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free one).")
 @click.option(
+    "--cdn-port",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Port of the download origin (MiniMax serves videos from another host; 0: any free).",
+)
+@click.option(
     "--config",
     "config_file",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -59,6 +66,7 @@ def mock_command(
     settings: Settings,
     host: str,
     port: int,
+    cdn_port: int,
     config_file: Path | None,
     generation_seconds: float | None,
     seed: int | None,
@@ -108,7 +116,9 @@ def mock_command(
             config,
             host=host,
             port=port,
+            cdn_port=cdn_port,
             on_ready=ready,
+            on_cdn_ready=lambda url: click.echo(f"  videos are downloaded from {url}"),
             log_level=level,
             access_log=settings.verbosity >= 0,
         )

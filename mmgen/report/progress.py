@@ -1,8 +1,14 @@
-"""The live view of a run: a rich table per job on a terminal, plain lines in logs."""
+"""The live view of a run: a rich table on a terminal, plain lines in logs.
+
+The table is rebuilt by rich's refresh thread at most 4 times a second (not on every event:
+with thousands of jobs that would cost O(jobs) per event), and shows a count per state plus the
+:data:`MAX_ROWS` jobs that changed last, so it stays readable and cheap at any size.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,6 +22,9 @@ from mmgen.report.units import size
 
 if TYPE_CHECKING:
     from mmgen.outcomes import JobEvent
+
+#: Jobs shown in the live table (the most recently changed; the rest are counted).
+MAX_ROWS = 20
 
 
 @dataclass
@@ -48,20 +57,24 @@ class RunProgress:
     def __enter__(self) -> RunProgress:
         if self.live_enabled and not self.quiet:
             self._live = Live(
-                console=self.console, refresh_per_second=4, transient=False, auto_refresh=True
+                console=self.console,
+                refresh_per_second=4,
+                transient=False,
+                auto_refresh=True,
+                get_renderable=self._table,
             )
-            self._live.update(self._table())
             self._live.__enter__()
         return self
 
     def __exit__(self, *exc: object) -> None:
         if self._live is not None:
-            self._live.update(self._table())
+            self._live.refresh()
             self._live.__exit__(None, None, None)
             self._live = None
 
     def on_event(self, event: JobEvent) -> None:
-        line = self.lines.setdefault(event.job, _JobLine(event.action))
+        line = self.lines.pop(event.job, None) or _JobLine(event.action)
+        self.lines[event.job] = line  # the most recently changed job last
         previous = (line.phase, line.status)
         line.phase = event.phase
         if event.status:
@@ -78,8 +91,8 @@ class RunProgress:
             line.ended = event.at
             line.ok = event.ok
         if self._live is not None:
-            self._live.update(self._table())
-        elif not self.quiet and (line.phase, line.status) != previous:
+            return  # rich's refresh thread redraws the table from self.lines
+        if not self.quiet and (line.phase, line.status) != previous:
             if event.phase == "downloading" and previous[0] == "downloading":
                 return
             self.console.print(self._plain(event.job, line), highlight=False, markup=False)
@@ -95,11 +108,20 @@ class RunProgress:
         return " ".join(parts)
 
     def _table(self) -> Table:
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+        lines = list(self.lines.items())  # a copy: events keep coming while rich draws
+        states = Counter(
+            ("done" if line.ok else "failed") if line.phase == "finished" else line.phase
+            for _, line in lines
+        )
+        shown = lines[-MAX_ROWS:]
+        caption = ", ".join(f"{count} {state}" for state, count in sorted(states.items()))
+        if len(lines) > len(shown):
+            caption += f" (showing the {len(shown)} jobs that changed last)"
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, caption=caption)
         for column in ("job", "action", "state", "elapsed", "task id", "progress"):
             table.add_column(column)
         now = time.monotonic()
-        for job, line in self.lines.items():
+        for job, line in shown:
             if line.phase == "finished":
                 state = "[green]done[/]" if line.ok else f"[red]{escape(line.message)[:60]}[/]"
             elif line.phase == "waiting" and line.status:
