@@ -126,25 +126,28 @@ class MockProcess:
         assert self.proc is not None and self.proc.stdout is not None
         stdout = self.proc.stdout
         lines: list[str] = []
+        found: list[str] = []
         ready = threading.Event()
 
         def read() -> None:  # drains stdout for the mock's whole life, so it never blocks
             for line in stdout:
                 lines.append(line)
-                ready.set()
-            ready.set()
+                # "mmgen mock: serving the MiniMax API on URL" (other lines name other origins)
+                match = re.search(r"MiniMax API on (http://[\w.\-\[\]:]+)", line)
+                if match is not None and not found:
+                    found.append(match.group(1))
+                    ready.set()
+            ready.set()  # EOF: the mock is gone
 
         self._reader = threading.Thread(target=read, daemon=True, name="mock-stdout")
         self._reader.start()
-        if not ready.wait(self.start_timeout) or not lines:
+        if not ready.wait(self.start_timeout) or not found:
             raise RuntimeError(
-                f"the mock did not start within {self.start_timeout:g} s "
-                f"(exit code {self.proc.poll()}; see {self.log_file or 'its stderr'})"
+                f"the mock did not start within {self.start_timeout:g} s (exit code "
+                f"{self.proc.poll()}; it printed {''.join(lines)[-300:]!r}; see "
+                f"{self.log_file or 'its stderr'})"
             )
-        match = re.search(r"http://[\w.\-\[\]:]+", lines[0])
-        if match is None:
-            raise RuntimeError(f"cannot find the mock's URL in {lines[0]!r}")
-        return match.group(0)
+        return found[0]
 
     def get(self, path: str) -> Any:
         assert self._http is not None

@@ -135,17 +135,15 @@ def served_sha256(http: httpx.Client, file_id: str, attempts: int = 60) -> tuple
             if info.status_code != 200 or data["base_resp"]["status_code"] != 0:
                 last = f"retrieve: HTTP {info.status_code} {data.get('base_resp')}"
                 continue
-            announced = int(data["file"]["bytes"])
+            announced = int(data["file"]["bytes"] or 0)  # 0: unknown, as MiniMax answers
             with httpx.Client(trust_env=False, timeout=60) as cdn:  # no API key to the CDN
                 video = cdn.get(data["file"]["download_url"])
+            size = len(video.content)
             expected = int(video.headers.get("content-length", -1))
-            if video.status_code != 200 or len(video.content) not in (expected, announced):
-                last = f"download: HTTP {video.status_code}, {len(video.content)} bytes"
+            if video.status_code != 200 or size != expected or announced not in (0, size):
+                last = f"download: HTTP {video.status_code}, {size} of {expected} bytes"
                 continue
-            if len(video.content) != announced:
-                last = f"download: {len(video.content)} of {announced} bytes"
-                continue
-            return hashlib.sha256(video.content).hexdigest(), len(video.content)
+            return hashlib.sha256(video.content).hexdigest(), size
         except (httpx.HTTPError, ValueError, KeyError) as err:
             last = f"{type(err).__name__}: {err}"
         time.sleep(0.05)
@@ -183,17 +181,29 @@ def run_soak(
     names = [f"job{n:05d}" for n in range(jobs)]
     spec = write_jobs(tmp / "jobs.yaml", prompts, names=names)
     out = tmp / "out"
-    listen = f"127.0.0.1:{free_port()}"
-    common = ["--wait", "auto", "--listen", listen, "--poll-interval", "1"]
+    listen = [f"127.0.0.1:{free_port()}"]
+
+    def common() -> list[str]:
+        return ["--wait", "auto", "--listen", listen[0], "--poll-interval", "1"]
+
+    def port_taken(stderr: Path) -> bool:
+        """The listen port was taken meanwhile (by another program): choose another one."""
+        if "cannot listen" not in stderr.read_text(errors="replace"):
+            return False
+        listen[0] = f"127.0.0.1:{free_port()}"
+        log(f"the listen port was taken: now {listen[0]}")
+        return True
+
     with MockProcess(seed=seed, config_file=config, log_file=tmp / "mock.log") as mock:
         args = mmgen_command("-q", "run", str(spec), "--base-url", mock.url, "--rpm", "0")
-        args += ["--out", str(out), "--concurrency", str(concurrency), *common]
+        args += ["--out", str(out), "--concurrency", str(concurrency)]
         env = child_env(MINIMAX_API_KEY=API_KEY)
         for k in range(1, kills + 1):
             delay = rng.uniform(0.3, 3.0)
-            with open(tmp / f"kill-{k}.stderr", "w", encoding="utf-8") as err:
+            stderr = tmp / f"kill-{k}.stderr"
+            with open(stderr, "w", encoding="utf-8") as err:
                 proc = subprocess.Popen(
-                    args,
+                    [*args, *common()],
                     stdout=subprocess.DEVNULL,
                     stderr=err,
                     stdin=subprocess.DEVNULL,
@@ -212,11 +222,13 @@ def run_soak(
                     stop_process(proc)
             result.runs_finished_early += 1
             log(f"kill {k}: the run ended by itself (exit {code}) within {delay:.2f} s")
+            if code == 2 and port_taken(stderr):
+                continue
             if code == 0:
                 break  # everything is done: nothing left to kill
         resubmit = False
         for round_ in range(1, final_rounds + 1):
-            extra = [*common, "--resubmit-unknown"] if resubmit else common
+            extra = [*common(), "--resubmit-unknown"] if resubmit else common()
             if resubmit:
                 unknown = [r["job"] for r in status_records(out) if r["state"] == "unknown"]
                 result.resubmitted.update(unknown)
@@ -235,6 +247,8 @@ def run_soak(
             log(f"final run {round_}: exit {run.exit_code} in {run.wall:.1f} s; {dict(states)}")
             if run.exit_code == 0:
                 break
+            if run.exit_code == 2 and port_taken(run.stderr_path):
+                continue
             # only unknown jobs left: the user decides to resubmit them (counted)
             resubmit = set(states) <= {"success", "unknown"} and states["unknown"] > 0
         records = {r["job"]: r for r in status_records(out)}
