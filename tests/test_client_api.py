@@ -38,6 +38,7 @@ from mmgen.errors import (
     UsageError,
 )
 from mmgen.ratelimit import RateLimiter
+from tests.fakes import Sleeps
 
 BASE = "https://api.test.invalid"
 KEY = "sk-test-key-0123456789"
@@ -58,16 +59,6 @@ TLS = ssl.create_default_context()
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-class Sleeps:
-    """An injectable sleep that only records what it was asked to wait."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

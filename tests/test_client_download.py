@@ -14,6 +14,7 @@ import respx
 
 from mmgen.client import MiniMaxClient, RetryPolicy
 from mmgen.errors import DownloadError
+from tests.fakes import Sleeps
 
 BASE = "https://api.test.invalid"
 KEY = "sk-test-key-0123456789"
@@ -55,14 +56,6 @@ def video_response(data: bytes = VIDEO, **headers: str) -> httpx.Response:
         headers={"Content-Length": str(len(data)), "Content-Type": "video/mp4", **headers},
         stream=Stream(chunks(data)),
     )
-
-
-class Sleeps:
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

@@ -32,7 +32,8 @@ from mmgen.runner import (
     RunConfig,
     Runner,
 )
-from tests.test_runner_unit import VIDEO, FakeClient, Job, run_jobs
+from tests.fakes import VIDEO, FakeClient, Job
+from tests.test_runner_unit import run_jobs
 
 
 @pytest.fixture

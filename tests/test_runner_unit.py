@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from mmgen.client import Download, FileInfo, TaskStatus
+from mmgen.client import TaskStatus
 from mmgen.errors import AmbiguousSubmitError, ContentError, api_error
 from mmgen.execute import mark_interrupted_submits
 from mmgen.listener import CallbackListener
@@ -19,77 +17,12 @@ from mmgen.outcomes import JobEvent
 from mmgen.planning import PlanItem, plan, version_path
 from mmgen.records import Record, RecordStore
 from mmgen.runner import ApiClient, RunConfig, Runner
-
-VIDEO = b"\x00\x00\x00\x18ftypmp42fake-video-bytes" * 10
+from tests.fakes import VIDEO, FakeClient, Job
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
-
-
-@dataclass(frozen=True)
-class Job:
-    name: str
-    spec_hash: str = "h1"
-    file: str = "specs/x.yaml"
-    line: int = 1
-    body: dict[str, Any] = field(default_factory=lambda: {"model": "S2V-01", "prompt": "p"})
-    output: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.output:
-            object.__setattr__(self, "output", f"{self.name}.mp4")
-
-
-class FakeClient:
-    """Tasks finish after ``polls_to_finish`` queries; errors can be scripted per prompt."""
-
-    def __init__(self, polls_to_finish: int = 1) -> None:
-        self.polls_to_finish = polls_to_finish
-        self.created: list[dict[str, Any]] = []
-        self.queries: dict[str, int] = {}
-        self.create_errors: dict[str, Exception] = {}
-        self.final_status: dict[str, str] = {}
-        self.create_delay = 0.0
-        self.downloads = 0
-        self.create_started = asyncio.Event()
-
-    async def create_task(self, body: dict[str, Any], *, before_send=None, abort=None) -> str:
-        if before_send is not None:
-            await before_send()
-        self.create_started.set()  # the request has left
-        if self.create_delay:
-            await asyncio.sleep(self.create_delay)
-        error = self.create_errors.get(body.get("prompt", ""))
-        if error is not None:
-            raise error
-        self.created.append(body)
-        task_id = str(1000 + len(self.created))
-        self.queries[task_id] = 0
-        self.final_status[task_id] = "Fail" if body.get("prompt") == "fail" else "Success"
-        return task_id
-
-    async def query_task(self, task_id: str, *, attempts: int | None = None) -> TaskStatus:
-        self.queries[task_id] = self.queries.get(task_id, 0) + 1
-        if self.queries[task_id] >= self.polls_to_finish:
-            status = self.final_status.get(task_id, "Success")
-            if status == "Success":
-                return TaskStatus(task_id, "Success", "f" + task_id, 1280, 720)
-            return TaskStatus(task_id, status, None, None, None)
-        return TaskStatus(task_id, "Processing", None, None, None)
-
-    async def retrieve_file(self, file_id: str, *, attempts: int | None = None) -> FileInfo:
-        return FileInfo(file_id, 0, "output.mp4", f"http://cdn.invalid/{file_id}")
-
-    async def download(
-        self, url, dest: Path, *, progress=None, expected_bytes=None, attempts=None
-    ) -> Download:
-        self.downloads += 1
-        dest.write_bytes(VIDEO)
-        if progress:
-            progress(len(VIDEO), len(VIDEO))
-        return Download(dest, hashlib.sha256(VIDEO).hexdigest(), len(VIDEO))
 
 
 def _typed(client: FakeClient) -> ApiClient:
