@@ -25,9 +25,11 @@ def lint(session: nox.Session) -> None:
 
 @nox.session
 def typecheck(session: nox.Session) -> None:
-    """mypy --strict on the package and the mock server."""
+    """mypy --strict on the package and the mock server; the tests too (relaxed: untyped test
+    functions allowed), so test doubles cannot drift from the interfaces they stand in for."""
     session.install(".[dev]")
     session.run("mypy", "--strict", "mmgen", "mock_server")
+    session.run("mypy", "tests")
 
 
 #: (script, arguments) at a moderate size; each script's --help gives the full-size defaults.

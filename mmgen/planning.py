@@ -113,10 +113,9 @@ def _plan_one(
 def changed_reason(job: JobSpec, previous: Record) -> str:
     """Why this version differs from the last one: the job file, or only what it pulled in
     (an environment variable, a local image)."""
-    source_hash = getattr(job, "source_hash", None)
-    if source_hash and previous.source_hash == source_hash:
-        pulled = [f"${{{name}}}" for name in getattr(job, "env_vars", ())]
-        pulled += [str(path) for path in getattr(job, "local_images", ())]
+    if previous.source_hash == job.source_hash:
+        pulled = [f"${{{name}}}" for name in job.env_vars]
+        pulled += [str(path) for path in job.local_images]
         what = ", ".join(pulled) or "an environment variable or a local image"
         return f"the job file is unchanged, but what it reads changed: {what}"
     return "job file changed since the last run"

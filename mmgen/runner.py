@@ -65,6 +65,7 @@ from mmgen.records import Record, RecordError, RecordStore, request_snapshot, ut
 if TYPE_CHECKING:
     from mmgen.client import Download, FileInfo, TaskStatus
     from mmgen.listener import CallbackListener
+    from mmgen.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -333,7 +334,7 @@ class Runner:
             video=version_path(job.output, job.spec_hash),
             request=request_snapshot(job.body),
             image=_subject_image(job),
-            source_hash=getattr(job, "source_hash", None),
+            source_hash=job.source_hash,
         )
         written: list[Record] = []
 
@@ -576,11 +577,10 @@ class Runner:
         return JobOutcome(job.name, "skip", True, record, message)
 
 
-def _subject_image(job: Any) -> str | None:
+def _subject_image(job: JobSpec) -> str | None:
     """The subject image as the job file names it (a URL or a local path), for thumbnails."""
-    local = getattr(job, "local_images", ())
-    if local:
-        return str(local[0])
+    if job.local_images:
+        return str(job.local_images[0])
     try:
         image = job.body["subject_reference"][0]["image"][0]
     except (KeyError, IndexError, TypeError):

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mmgen.client import Download, FileInfo, TaskStatus
+from mmgen.spec import JobSpec
 
 
 class Sleeps:
@@ -25,18 +25,23 @@ class Sleeps:
 VIDEO = b"\x00\x00\x00\x18ftypmp42fake-video-bytes" * 10
 
 
-@dataclass(frozen=True)
-class Job:
-    name: str
-    spec_hash: str = "h1"
-    file: str = "specs/x.yaml"
-    line: int = 1
-    body: dict[str, Any] = field(default_factory=lambda: {"model": "S2V-01", "prompt": "p"})
-    output: str = ""
-
-    def __post_init__(self) -> None:
-        if not self.output:
-            object.__setattr__(self, "output", f"{self.name}.mp4")
+def Job(
+    name: str,
+    spec_hash: str = "h1",
+    file: str = "specs/x.yaml",
+    line: int = 1,
+    body: dict[str, Any] | None = None,
+    output: str = "",
+) -> JobSpec:
+    """A valid job as the spec loader makes it, with short defaults for tests."""
+    return JobSpec(
+        name=name,
+        file=file,
+        line=line,
+        body=body if body is not None else {"model": "S2V-01", "prompt": "p"},
+        spec_hash=spec_hash,
+        output=output or f"{name}.mp4",
+    )
 
 
 class FakeClient:

@@ -95,7 +95,7 @@ async def test_canary_key_never_leaks(caplog, tmp_path: Path) -> None:
     retry = RetryPolicy(attempts=2, download_attempts=2, jitter=False)
     for kind, label, outcome in SCENARIOS:
         with respx.mock(assert_all_called=False) as router:
-            path = {"query": QUERY, "create": CREATE, "retrieve": RETRIEVE}.get(kind)
+            path = {"query": QUERY, "create": CREATE, "retrieve": RETRIEVE}.get(kind, "")
             route = router.route(url=URL) if kind == "download" else router.route(url=BASE + path)
             if isinstance(outcome, Exception):
                 route.mock(side_effect=outcome)

@@ -36,7 +36,7 @@ def test_global_options_are_documented() -> None:
         assert option in README
 
 
-def _keys(schema: dict) -> set[str]:
+def _keys(schema: object) -> set[str]:
     found: set[str] = set()
     if isinstance(schema, dict):
         found |= set(schema.get("properties", {}))

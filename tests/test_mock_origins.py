@@ -164,7 +164,7 @@ def test_the_official_mcp_clients_video_flow(servers):
     mock = servers(MockConfig(generation_seconds=0.2))
     with httpx.Client(base_url=mock.url, headers=AUTH, trust_env=False, timeout=30) as api:
         task_id = api.post("/v1/video_generation", json=SEED_BODY).json()["task_id"]
-        statuses = []
+        statuses: list[str] = []
         while not statuses or statuses[-1] not in ("Success", "Fail"):
             time.sleep(0.02)
             body = api.get("/v1/query/video_generation", params={"task_id": task_id}).json()

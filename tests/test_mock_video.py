@@ -244,7 +244,7 @@ def test_card_stream_is_lossless_wherever_the_card_sits(width, height, box):
     changed = bytearray(y)
     for px in range(bx * MB + 1, bx * MB + 15):
         changed[(by * MB + 5) * cols * MB + px] = 235  # frame 2 changes one card macroblock
-    update = {(bx, by): payload(bx, by, changed, cb, cr)}
+    update = {(bx, by): payload(bx, by, bytes(changed), cb, cr)}
     sps, pps, pictures = encode_card_stream(
         width=width, height=height, background=background, card=card, updates=[{}, update]
     )

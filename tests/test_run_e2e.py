@@ -50,7 +50,7 @@ def write_jobs(folder: Path, prompts: dict[str, str], name: str = "jobs.yaml") -
     return path
 
 
-def run(args: list[str], env: dict[str, str] | None = None) -> Any:
+def run(args: list[str], env: dict[str, str | None] | None = None) -> Any:
     result = CliRunner().invoke(
         main, args, env={"MINIMAX_API_KEY": KEY, "MINIMAX_BASE_URL": None, **(env or {})}
     )

@@ -8,6 +8,7 @@ import hashlib
 import shutil
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -97,7 +98,7 @@ def test_estimate_uses_variants_and_defaults() -> None:
 def test_request_snapshot_hashes_data_urls_only() -> None:
     png = FACE.read_bytes()
     url = "data:image/png;base64," + base64.b64encode(png).decode()
-    body = {
+    body: dict[str, Any] = {
         "model": "S2V-01",
         "prompt": "data: is not a data URL without a comma",
         "subject_reference": [{"type": "character", "image": [url]}],
