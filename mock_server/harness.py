@@ -22,6 +22,7 @@ pytest too::
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -207,6 +208,12 @@ class MinimaxMock:
         response.raise_for_status()
         return response.json()
 
+    async def _arequest(self, method: str, path: str) -> Any:
+        request = httpx.Request(method, INSPECT_ORIGIN + path)
+        response = await self._service.bridge.acall(self._service.switch, request)
+        response.raise_for_status()
+        return response.json()
+
     def stats(self) -> dict[str, Any]:
         """``GET /_mock/stats``: ``created``, a count per status, ``callbacks_sent``,
         ``downloads``, ``errors`` by code, ``faults`` by kind..."""
@@ -244,36 +251,46 @@ class MinimaxMock:
         """Move the mock's clock ``seconds`` forward, without sleeping.
 
         Tasks due by then answer their final status at once; this returns once every callback
-        due by then has been attempted (delivered, refused or dropped by a fault).
+        due by then has been attempted (delivered, refused or dropped by a fault). In an async
+        test whose callback receiver runs in the test's own event loop, ``await aadvance()``.
         """
+        self._move_clock(seconds)
+        self.settle_callbacks(timeout=timeout)
+
+    async def aadvance(self, seconds: float, *, timeout: float | None = None) -> None:
+        """:meth:`advance` for async tests (asyncio): waits without blocking the test's loop."""
+        self._move_clock(seconds)
+        now = self.clock()
+        deadline, limit = self._settle_deadline(timeout)
+        while True:
+            tasks = (await self._arequest("GET", "/_mock/tasks"))["tasks"]
+            if _settled(tasks, now, deadline, limit):
+                return
+            await asyncio.sleep(0.005)
+
+    def settle_callbacks(self, *, timeout: float | None = None) -> None:
+        """Wait until every callback due by now has been attempted (see :meth:`advance`)."""
+        now = self.clock()
+        deadline, limit = self._settle_deadline(timeout)
+        while not _settled(self.tasks(), now, deadline, limit):
+            time.sleep(0.005)
+
+    def _move_clock(self, seconds: float) -> None:
         move = getattr(self.clock, "advance", None)
         if move is None:
             raise TypeError("this mock runs on a clock that cannot be advanced")
         move(seconds)
-        self.settle_callbacks(timeout=timeout)
 
-    def settle_callbacks(self, *, timeout: float | None = None) -> None:
-        """Wait until every callback due by now has been attempted (see :meth:`advance`)."""
-        config = self.config
-        if timeout is None:
+    def _settle_deadline(self, timeout: float | None) -> tuple[float, float]:
+        if timeout is None:  # time enough for a slow receiver to time out every attempt
+            config = self.config
             timeout = (
                 config.challenge_timeout
                 + (config.callback_timeout + config.callback_retry_delay)
                 * (config.callback_retries + 1)
                 + 10.0
             )
-        deadline = time.monotonic() + timeout
-        now = self.clock()
-        while True:
-            waiting = [t["task_id"] for t in self.tasks() if not _callbacks_settled(t, now)]
-            if not waiting:
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(
-                    f"callbacks due by now were not attempted within {timeout:g} s "
-                    f"(tasks {', '.join(waiting)})"
-                )
-            time.sleep(0.005)
+        return time.monotonic() + timeout, timeout
 
     def wait_for(
         self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0
@@ -293,18 +310,31 @@ class MinimaxMock:
         """Nothing to release (kept for the suite's older MockHandle API)."""
 
 
+def _settled(tasks: list[dict[str, Any]], now: float, deadline: float, timeout: float) -> bool:
+    """Whether the callbacks due by ``now`` were all attempted; TimeoutError past ``deadline``."""
+    waiting = [t["task_id"] for t in tasks if not _callbacks_settled(t, now)]
+    if waiting and time.monotonic() > deadline:
+        raise TimeoutError(
+            f"callbacks due by now were not attempted within {timeout:g} s "
+            f"(tasks {', '.join(waiting)})"
+        )
+    return not waiting
+
+
 def _callbacks_settled(task: dict[str, Any], now: float) -> bool:
     """Whether every callback of a task due by ``now`` has been attempted at least once."""
     if not task.get("callback_url"):
         return True
     journal = task.get("callbacks") or []
-    challenges = [d for d in journal if d.get("kind") == "challenge"]
-    if not challenges:
-        return False
-    handshake = challenges[-1]
-    if handshake.get("result") != "ok" and handshake.get("fault") != "skip":
-        return True  # a failed handshake: no updates follow
+    if any(d.get("kind") == "challenge" and not _check_passed(d) for d in journal):
+        return True  # a failed callback check: no updates follow
     planned = task.get("planned", {}).get("callbacks") or []
     due = sum(1 for event in planned if event.get("due", 0) <= now)
     tried = sum(1 for d in journal if d.get("kind") == "update" and d.get("attempt", 1) == 1)
     return tried >= due
+
+
+def _check_passed(entry: dict[str, Any]) -> bool:
+    if "ok" in entry:
+        return bool(entry["ok"])
+    return entry.get("result") == "ok" or entry.get("fault") == "skip"

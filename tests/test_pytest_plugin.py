@@ -7,9 +7,11 @@ mmgen's ``pytest11`` entry point) and runs them with ``pytester``.
 from __future__ import annotations
 
 import importlib.metadata
+import re
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -76,6 +78,22 @@ def project(pytester: pytest.Pytester) -> pytest.Pytester:
     pytester.makepyfile(minimax_client=CLIENT)
     pytester.syspathinsert()
     return pytester
+
+
+def readme_examples() -> dict[str, str]:
+    """The test files shown in README's "Testing your own code against the mock"."""
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## Testing your own code against the mock", 1)[1].split("\n## ")[0]
+    blocks = re.findall(r"```python\n# (test_\w+)\.py\n(.*?)```", section, flags=re.S)
+    return dict(blocks)
+
+
+def test_the_readme_examples_pass(pytester: pytest.Pytester) -> None:
+    examples = readme_examples()
+    assert set(examples) == {"test_client", "test_receiver"}
+    pytester.makeini(INI)
+    pytester.makepyfile(**examples)
+    pytester.runpytest().assert_outcomes(passed=4)
 
 
 def test_the_entry_point_is_registered() -> None:
@@ -355,17 +373,20 @@ def test_respx_routes_the_real_origins_for_sync_and_async_clients(
 def test_respx_routing_keeps_callbacks_and_inspection_working(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_respx_callbacks="""
+        import asyncio
         import os
+        import socket
 
         import httpx
         import pytest
         import respx
+        import uvicorn
         from starlette.applications import Starlette
         from starlette.responses import JSONResponse
         from starlette.routing import Route
 
         from mmgen.serving import ServerThread
-        from minimax_client import create
+        from minimax_client import BODY, create
 
         received = []
 
@@ -378,6 +399,7 @@ def test_respx_routing_keeps_callbacks_and_inspection_working(project: pytest.Py
 
         @pytest.mark.minimax_mock(generation_seconds=10)
         def test_callbacks_leave_through_real_sockets(minimax_respx):
+            received.clear()
             app = Starlette(routes=[Route("/hook", callback, methods=["POST"])])
             key = {"Authorization": "Bearer " + os.environ["MINIMAX_API_KEY"]}
             with ServerThread(app) as receiver, httpx.Client(
@@ -392,9 +414,35 @@ def test_respx_routing_keeps_callbacks_and_inspection_working(project: pytest.Py
         def test_inspection_ignores_a_strict_respx_router_of_the_test(minimax_mock):
             with respx.mock(assert_all_mocked=True):
                 assert minimax_mock.stats()["created"] == 0
+
+
+        @pytest.mark.anyio
+        @pytest.mark.minimax_mock(generation_seconds=30)
+        async def test_a_receiver_in_the_test_loop_is_not_blocked(minimax_respx):
+            received.clear()
+            app = Starlette(routes=[Route("/hook", callback, methods=["POST"])])
+            sock = socket.create_server(("127.0.0.1", 0))
+            url = "http://127.0.0.1:%d/hook" % sock.getsockname()[1]
+            server = uvicorn.Server(uvicorn.Config(app, lifespan="off", log_level="warning"))
+            serving = asyncio.create_task(server.serve(sockets=[sock]))
+            while not server.started:
+                await asyncio.sleep(0.01)
+            key = {"Authorization": "Bearer " + os.environ["MINIMAX_API_KEY"]}
+            origin = "https://api.minimax.io"
+            try:
+                async with httpx.AsyncClient(base_url=origin, headers=key) as http:
+                    body = {**BODY, "callback_url": url}
+                    created = (await http.post("/v1/video_generation", json=body)).json()
+                    assert created["base_resp"]["status_code"] == 0, created
+                    await minimax_respx.mock.aadvance(30)
+            finally:
+                server.should_exit = True
+                await serving
+                sock.close()
+            assert [m.get("status") for m in received] == [None, "processing", "success"]
         """
     )
-    project.runpytest().assert_outcomes(passed=2)
+    project.runpytest().assert_outcomes(passed=3)
 
 
 def test_minimax_respx_without_respx_fails_clearly(project: pytest.Pytester) -> None:
