@@ -137,7 +137,9 @@ def test_a_fresh_pytest_finds_the_plugin_with_no_conftest(project: pytest.Pytest
     result.assert_outcomes(passed=1)
 
 
-def test_session_server_is_shared_reset_and_restored(project: pytest.Pytester) -> None:
+def test_session_server_is_shared_reset_and_restored(
+    project: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project.makepyfile(
         test_shared="""
         import os
@@ -176,9 +178,12 @@ def test_session_server_is_shared_reset_and_restored(project: pytest.Pytester) -
 
 
         def test_environment_restored_without_the_fixture():
-            assert os.environ.get("MINIMAX_BASE_URL") != URLS[0]
+            assert os.environ["MINIMAX_BASE_URL"] == "https://user.example"
+            assert os.environ["MINIMAX_API_KEY"] == "user-key"
         """
     )
+    monkeypatch.setenv("MINIMAX_BASE_URL", "https://user.example")
+    monkeypatch.setenv("MINIMAX_API_KEY", "user-key")
     result = project.runpytest()
     result.assert_outcomes(passed=4)
 
