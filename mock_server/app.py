@@ -7,9 +7,14 @@ API routes (same paths, parameters and JSON as ``docs/minimax-api.md``; Bearer a
   "video_width", "video_height"], "base_resp"}``
 - ``GET /v1/files/retrieve?file_id=`` (string or number; ``GroupId`` ignored) -> ``{"file":
   {"file_id" (int), "bytes", "created_at", "filename", "purpose", "download_url"}, "base_resp"}``
-- ``GET /cdn/video/{file_id}/output_aigc.mp4?Expires=&OSSAccessKeyId=&Signature=``: the
-  download URL, like an OSS signed URL: no auth, 403 once expired (``download_url_ttl``), Range
-  requests honoured. Its host is the one the client used (from the request), never configured.
+- the download URL: on the CDN origin when one is served, else ``/cdn/video/...`` on the API
+  origin (see :mod:`mock_server.downloads`).
+
+The callback check of a create with ``callback_url`` happens before it is answered (``sync``,
+as MiniMax; see :mod:`mock_server.callbacks`): a failed check answers 2013 "invalid params, fail
+to check callback url" and creates nothing. ``file.bytes`` is 0 (as MiniMax) unless
+``report_file_bytes``. Video sizes follow the request
+(:func:`mock_server.video.requested_geometry`).
 
 Errors are HTTP 200 with ``base_resp`` (1004 no/malformed Bearer, 2049 wrong key when ``api_key``
 is set, 2013 invalid body naming the field or unknown task/file, 1002, 1008, 1026, 1027...),
@@ -19,13 +24,15 @@ except the configured non-200 faults (429, 5xx, dropped connections). Every resp
 Inspection routes (no auth): ``GET /_mock/tasks`` (``{"tasks": [...]}``),
 ``GET /_mock/tasks/{task_id}``, ``GET /_mock/stats``, ``GET /_mock/requests`` (the last 10,000
 requests: endpoint, outcome code, fault), ``GET /_mock/config`` (with the effective seed) and
-``POST /_mock/reset`` (forget everything, re-seed, stop pending callbacks).
+``POST /_mock/reset`` (forget tasks, counters and the log, re-seed the fault streams, stop
+pending callbacks; task and file ids are never reused).
 
 ``GET /_mock/stats`` holds ``created``; the current count per status (``Preparing``,
 ``Queueing``, ``Processing``, ``Success``, ``Fail``); ``queries``, ``retrieves``, ``downloads``
 (download responses begun), ``downloads_completed``, ``downloads_expired``,
 ``downloads_truncated``; ``rejected`` (API requests refused with a code or a fault);
-``challenges_sent|ok|failed|skipped``; ``callbacks_sent`` (update POSTs attempted),
+``challenges_sent|ok|failed|skipped`` and ``challenge_latency_ms`` (``{p50, p99, max}``);
+``downloads_with_authorization``; ``callbacks_sent`` (update POSTs attempted),
 ``callbacks_delivered``, ``callbacks_failed``, ``callbacks_dropped``, ``callbacks_pending``;
 ``videos_rendered``; and the groups ``requests`` (by endpoint), ``errors`` (by base_resp code)
 and ``faults`` (by kind).
@@ -36,7 +43,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import hmac
 import json
 import logging
 import secrets
@@ -48,15 +54,23 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from mock_server.callbacks import CallbackDispatcher
+from mock_server.callbacks import CallbackDispatcher, CheckResult
 from mock_server.clock import Clock, system_clock
 from mock_server.config import MockConfig
+from mock_server.downloads import FALLBACK_PATH, FILENAME, download, download_url
+from mock_server.persistence import StateJournal
+from mock_server.responses import (
+    DroppedResponse,
+    TraceIdMiddleware,
+    VideoFile,
+    install_log_filter,
+    nginx_error,
+)
 from mock_server.store import MockStore, clip
-from mock_server.tasks import OK_RESP, Task, base_resp, plan_task
+from mock_server.tasks import OK_RESP, Task, base_resp, owner_of, plan_task
 from mock_server.validation import ignored_fields, invalid_params
-from mock_server.video import VideoCache, VideoSpec
+from mock_server.video import VideoCache, VideoSpec, requested_geometry
 
 log = logging.getLogger("mock_server")
 
@@ -81,156 +95,11 @@ MESSAGES = {
     2049: "invalid api key",
     2056: "usage limit exceeded",
 }
-
-_REASONS = {
-    500: "Internal Server Error",
-    502: "Bad Gateway",
-    503: "Service Temporarily Unavailable",
-    504: "Gateway Time-out",
-}
-
-FILENAME = "output_aigc.mp4"
-ACCESS_KEY_ID = "mmgen-mock"
-CHUNK = 16 * 1024
-
-
-class InjectedDisconnect(Exception):
-    """Raised after the response started, so the server closes the connection (a fault)."""
-
-
-class _QuietInjectedDisconnects(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, InjectedDisconnect)
-
-
-_quiet_filter = _QuietInjectedDisconnects()
-
-
-def _install_log_filter() -> None:
-    logger = logging.getLogger("uvicorn.error")
-    if _quiet_filter not in logger.filters:
-        logger.addFilter(_quiet_filter)
-
-
-class TraceIdMiddleware:
-    """Adds a fresh ``Trace-Id`` header to every response (and puts it in the scope)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        trace_id = secrets.token_hex(16)
-        scope["mock.trace_id"] = trace_id
-        header = (b"trace-id", trace_id.encode())
-
-        async def send_with_trace(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message = {**message, "headers": [*message.get("headers", []), header]}
-            await send(message)
-
-        await self.app(scope, receive, send_with_trace)
-
-
-class DroppedResponse(Response):
-    """Sends the status line and headers, then closes the connection without the body."""
-
-    def __init__(self) -> None:
-        super().__init__(b"", 200, media_type="application/json")
-        self.headers["content-length"] = "512"
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        raise InjectedDisconnect("connection dropped (fault)")
-
-
-class BodyResponse(Response):
-    """Bytes sent in chunks, optionally throttled, optionally cut short (connection closed)."""
-
-    def __init__(
-        self,
-        body: bytes,
-        status_code: int,
-        headers: dict[str, str],
-        *,
-        bytes_per_second: float | None = None,
-        abort_after: int | None = None,
-        on_complete: Callable[[], None] | None = None,
-    ) -> None:
-        super().__init__(b"", status_code, headers, media_type="video/mp4")
-        self.payload = body
-        self.headers["content-length"] = str(len(body))
-        self.bytes_per_second = bytes_per_second
-        self.abort_after = abort_after
-        self.on_complete = on_complete
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.raw_headers}
-        )
-        if scope.get("method") == "HEAD":
-            await send({"type": "http.response.body", "body": b""})
-            return
-        body = self.payload
-        end = len(body) if self.abort_after is None else self.abort_after
-        if self.bytes_per_second is None and self.abort_after is None:
-            if self.on_complete is not None:
-                self.on_complete()
-            await send({"type": "http.response.body", "body": body})
-        else:
-            disconnected = asyncio.Event()
-
-            async def watch() -> None:
-                while (await receive())["type"] != "http.disconnect":
-                    pass
-                disconnected.set()
-
-            watcher = asyncio.get_running_loop().create_task(watch())
-            try:
-                for start in range(0, end, CHUNK):
-                    if disconnected.is_set():
-                        return
-                    chunk = body[start : min(start + CHUNK, end)]
-                    if start and self.bytes_per_second is not None:
-                        await asyncio.sleep(len(chunk) / self.bytes_per_second)
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            finally:
-                watcher.cancel()
-            if self.abort_after is not None:
-                raise InjectedDisconnect("download truncated (fault)")
-            if self.on_complete is not None:
-                self.on_complete()
-            await send({"type": "http.response.body", "body": b""})
-
-
-def nginx_error(status: int) -> Response:
-    """A 5xx as a gateway sends it: an HTML page, not JSON."""
-    title = f"{status} {_REASONS.get(status, 'Server Error')}"
-    page = (
-        f"<html>\r\n<head><title>{title}</title></head>\r\n<body>\r\n<center><h1>{title}</h1>"
-        "</center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n"
-    )
-    return Response(page, status, media_type="text/html")
-
-
-def oss_error(status: int, code: str, message: str) -> Response:
-    """An error of the object store behind download URLs (XML, like Alibaba OSS)."""
-    xml = (
-        '<?xml version="1.0" encoding="UTF-8"?>\n<Error>\n'
-        f"  <Code>{code}</Code>\n  <Message>{message}</Message>\n"
-        f"  <RequestId>{secrets.token_hex(12).upper()}</RequestId>\n"
-        "  <HostId>mmgen-mock.oss</HostId>\n</Error>\n"
-    )
-    return Response(xml, status, media_type="application/xml")
+CALLBACK_CHECK_FAILED = "invalid params, fail to check callback url"
 
 
 class MockApi:
-    """The handlers and the state behind one app instance (``app.state.mock``)."""
+    """The handlers and the state behind one mock (``app.state.mock``)."""
 
     def __init__(self, config: MockConfig, clock: Clock, *, injected_clock: bool) -> None:
         self.config = config
@@ -242,11 +111,56 @@ class MockApi:
             config=config,
             clock=clock,
             stats=self.store.stats,
-            poll_interval=0.02 if injected_clock else None,
+            on_check=self._checked,
+            injected_clock=injected_clock,
         )
-        self._url_key = hashlib.sha256(f"{self.seed}:{secrets.token_hex(8)}".encode()).digest()
+        self.url_key = hashlib.sha256(f"{self.seed}:{secrets.token_hex(8)}".encode()).digest()
+        #: Base URL of the CDN origin serving downloads (None: the API origin's /cdn/ path).
+        self.cdn_base_url: str | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.journal: StateJournal | None = None
+        self._restored: list[Task] = []
+        if config.state_dir is not None:
+            self._load_state(config.state_dir)
 
     # --- plumbing -------------------------------------------------------------------------
+
+    def _load_state(self, state_dir: str) -> None:
+        self.journal = StateJournal(state_dir)
+        saved = self.journal.load()
+        self.store.task_ids.at_least(saved.task_id)
+        self.store.file_ids.at_least(saved.file_id)
+        self.store.next_seq = saved.seq
+        for record in saved.tasks:
+            subject = self.journal.subject(record["video"].get("subject"))
+            task = Task.from_record(record, subject)
+            self.store.restore(task)
+            self._restored.append(task)
+
+    def attach(self) -> None:
+        """Bind to the running loop on first use: callbacks of restored tasks resume there."""
+        if self.loop is not None:
+            return
+        self.loop = asyncio.get_running_loop()
+        now = self.clock()
+        for task in self._restored:
+            self.callbacks.resume(task, now)
+        self._restored = []
+
+    def bookkeep(self, change: Callable[[], None]) -> None:
+        """Apply a change to the shared state on the API's loop (now, when already on it)."""
+        loop = self.loop
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if loop is None or loop is running or loop.is_closed():
+            change()
+        else:
+            loop.call_soon_threadsafe(change)
+
+    def _checked(self, result: CheckResult) -> None:
+        self.store.challenge_latencies.append(result.latency_ms)
 
     def _trace(self, request: Request) -> str:
         return str(request.scope.get("mock.trace_id", ""))
@@ -273,6 +187,11 @@ class MockApi:
                 "code": code,
                 "fault": fault,
                 "trace_id": self._trace(request),
+                **(
+                    {"challenge": request.scope["mock.challenge"]}
+                    if "mock.challenge" in request.scope
+                    else {}
+                ),
             }
         )
 
@@ -317,7 +236,8 @@ class MockApi:
         if scheme.lower() != "bearer" or not token or any(c.isspace() for c in token):
             return "", self._error(request, endpoint, 1004)
         if self.config.api_key is not None and token != self.config.api_key:
-            return token, self._error(request, endpoint, 2049)
+            return "", self._error(request, endpoint, 2049)
+        owner = owner_of(token)
         faults = self.config.faults
         limit = faults.rate_limit
         if endpoint in limit.endpoints:
@@ -332,7 +252,7 @@ class MockApi:
                     if limit.retry_after is not None
                     else None
                 )
-                return token, self._error(
+                return owner, self._error(
                     request,
                     endpoint,
                     1002,
@@ -344,7 +264,7 @@ class MockApi:
             if endpoint in fault.endpoints and self.store.dice.roll(
                 f"code:{index}:{endpoint}", fault.probability
             ):
-                return token, self._error(
+                return owner, self._error(
                     request,
                     endpoint,
                     fault.code,
@@ -352,11 +272,12 @@ class MockApi:
                     fault="code",
                     http_status=fault.http_status,
                 )
-        return token, None
+        return owner, None
 
     # --- API ------------------------------------------------------------------------------
 
     async def create(self, request: Request) -> Response:
+        self.attach()
         self.store.stats["requests.create"] += 1
         transport = self._transport_fault(request, "create")
         if transport is not None and not transport[1]:
@@ -389,9 +310,45 @@ class MockApi:
         max_tasks = faults.balance.max_tasks
         if max_tasks is not None and len(self.store.tasks) >= max_tasks:
             return self._error(request, "create", 1008, fault="balance")
+        callback_url = body.get("callback_url") or None
+        check: tuple[CheckResult, str, str | None] | None = None
+        if callback_url and self.config.challenge_mode == "sync":
+            dice = self.store.dice
+            fault = (
+                faults.challenge.mode
+                if dice.roll("challenge", faults.challenge.probability)
+                else None
+            )
+            token = f"{dice.stream('challenge_token').getrandbits(128):032x}"
+            result = await self.callbacks.check(callback_url, token, fault)
+            request.scope["mock.challenge"] = {
+                "ok": result.ok,
+                "latency_ms": result.latency_ms,
+                "result": result.result,
+                "fault": fault,
+            }
+            if not result.ok:
+                return self._error(
+                    request,
+                    "create",
+                    2013,
+                    CALLBACK_CHECK_FAILED,
+                    fault="challenge" if fault else None,
+                )
+            if max_tasks is not None and len(self.store.tasks) >= max_tasks:
+                return self._error(request, "create", 1008, fault="balance")
+            check = (result, token, fault)
         task = self._new_task(body, raw, owner, self._trace(request))
+        if check is not None:
+            result, task.challenge, task.challenge_fault = check
+            task.deliveries.append(result.journal(self.clock(), task.challenge_fault))
+        if self.journal is not None:
+            await self.journal.append_async(
+                {"kind": "task", **task.to_record(self.journal.subject_ref(task.video.subject))},
+                task.video.subject,
+            )
         if task.callback_url:
-            self.callbacks.start(task)
+            self.callbacks.start(task, check_first=check is None)
         return self._ok(request, "create", {"task_id": task.task_id, "base_resp": dict(OK_RESP)})
 
     def _new_task(self, body: dict[str, Any], raw: bytes, owner: str, trace_id: str) -> Task:
@@ -407,14 +364,15 @@ class MockApi:
         elif body.get("first_frame_image"):
             subject = str(body["first_frame_image"])
         video = self.config.video
+        width, height, seconds = requested_geometry(body)
         spec = VideoSpec(
             prompt=str(body.get("prompt") or ""),
             model=str(body["model"]),
             subject=store.intern(subject) if subject is not None else None,
-            width=video.width,
-            height=video.height,
+            width=video.width or width,
+            height=video.height or height,
             fps=video.fps,
-            seconds=video.seconds,
+            seconds=video.seconds or seconds,
         )
         task = Task(
             seq=seq,
@@ -427,8 +385,8 @@ class MockApi:
             request_bytes=len(raw),
             ignored_fields=ignored_fields(body),
             trace_id=trace_id,
-            width=video.width,
-            height=video.height,
+            width=spec.width,
+            height=spec.height,
             video=spec,
             callback_url=body.get("callback_url"),
             **plan,
@@ -437,6 +395,7 @@ class MockApi:
         return task
 
     async def query(self, request: Request) -> Response:
+        self.attach()
         self.store.stats["requests.query"] += 1
         transport = self._transport_fault(request, "query")
         if transport is not None:
@@ -466,6 +425,7 @@ class MockApi:
         return task
 
     async def retrieve(self, request: Request) -> Response:
+        self.attach()
         self.store.stats["requests.retrieve"] += 1
         transport = self._transport_fault(request, "retrieve")
         if transport is not None:
@@ -479,14 +439,8 @@ class MockApi:
         task = self._file_task(raw, owner)
         if task is None:
             return self._error(request, "retrieve", 2013, "invalid params, file not found")
-        video = await self._video(task)
-        now = self.clock()
-        expires = int(now + self.config.download_url_ttl)
-        base = str(request.base_url).rstrip("/")
-        url = (
-            f"{base}/cdn/video/{task.file_id}/{FILENAME}?Expires={expires}"
-            f"&OSSAccessKeyId={ACCESS_KEY_ID}&Signature={self._sign(task.file_id, expires)}"
-        )
+        size = VideoFile(await self.video(task), self.config.video.min_bytes).size
+        expires = int(self.clock() + self.config.download_url_ttl)
         task.retrieves += 1
         self.store.stats["retrieves"] += 1
         return self._ok(
@@ -495,95 +449,24 @@ class MockApi:
             {
                 "file": {
                     "file_id": int(task.file_id),
-                    "bytes": len(video),
+                    "bytes": size if self.config.report_file_bytes else 0,
                     "created_at": int(task.ends_at),
                     "filename": FILENAME,
                     "purpose": "video_generation",
-                    "download_url": url,
+                    "download_url": download_url(self, request, task.file_id, expires),
                 },
                 "base_resp": dict(OK_RESP),
             },
         )
 
-    async def _video(self, task: Task) -> bytes:
+    async def video(self, task: Task) -> bytes:
+        """The MP4 of a task (rendered once per distinct request, cached)."""
         before = self.videos.renders
         video = await self.videos.get(task.video)
         if self.videos.renders != before:
-            self.store.stats["videos_rendered"] = self.videos.renders
+            renders = self.videos.renders
+            self.bookkeep(lambda: self.store.stats.__setitem__("videos_rendered", renders))
         return video
-
-    def _sign(self, file_id: str, expires: int) -> str:
-        mac = hmac.new(self._url_key, f"{file_id}:{expires}".encode(), hashlib.sha256)
-        return mac.hexdigest()[:28]
-
-    async def download(self, request: Request) -> Response:
-        stats = self.store.stats
-        stats["requests.download"] += 1
-        transport = self._transport_fault(request, "download")
-        if transport is not None:
-            return transport[0]
-        file_id = request.path_params["file_id"]
-        task = self.store.files.get(file_id)
-        if task is None or not task.succeeded(self.clock()):
-            self._record(request, "download", 404, None, None)
-            return oss_error(404, "NoSuchKey", "The specified key does not exist.")
-        expires_raw = request.query_params.get("Expires", "")
-        signature = request.query_params.get("Signature", "")
-        if not expires_raw.isdigit() or not hmac.compare_digest(
-            signature, self._sign(file_id, int(expires_raw))
-        ):
-            self._record(request, "download", 403, None, None)
-            return oss_error(
-                403,
-                "SignatureDoesNotMatch",
-                "The request signature we calculated does not match the signature you provided.",
-            )
-        faults = self.config.faults.downloads
-        dice = self.store.dice
-        expired_fault = dice.roll("download:expired", faults.expired_probability)
-        if expired_fault or self.clock() > int(expires_raw):
-            stats["downloads_expired"] += 1
-            self._record(request, "download", 403, None, "expired" if expired_fault else None)
-            return oss_error(403, "AccessDenied", "Request has expired.")
-        video = await self._video(task)
-        status, headers, body = 200, {"Accept-Ranges": "bytes"}, video
-        range_header = request.headers.get("range")
-        if range_header:
-            span = _parse_range(range_header, len(video))
-            if span is None:
-                self._record(request, "download", 416, None, None)
-                return oss_error(416, "InvalidRange", "The requested range cannot be satisfied.")
-            start, end = span
-            status, body = 206, video[start : end + 1]
-            headers["Content-Range"] = f"bytes {start}-{end}/{len(video)}"
-        headers["ETag"] = f'"{hashlib.md5(video).hexdigest().upper()}"'
-        slow = dice.roll("download:slow", faults.slow_probability)
-        truncate = dice.roll("download:truncate", faults.truncate_probability)
-        fault = "slow_download" if slow else None
-        abort_after = None
-        if truncate:
-            fault = "truncated_download"
-            stats["downloads_truncated"] += 1
-            cut = int(len(body) * faults.truncate_fraction)
-            if faults.truncate_mode == "short":
-                body = body[:cut]
-            else:
-                abort_after = cut
-        task.downloads += 1
-        stats["downloads"] += 1
-        self._record(request, "download", status, None, fault)
-
-        def completed() -> None:
-            stats["downloads_completed"] += 1
-
-        return BodyResponse(
-            body,
-            status,
-            headers,
-            bytes_per_second=faults.bytes_per_second if slow else None,
-            abort_after=abort_after,
-            on_complete=completed if abort_after is None else None,
-        )
 
     # --- inspection -----------------------------------------------------------------------
 
@@ -617,32 +500,21 @@ class MockApi:
     async def reset(self, request: Request) -> Response:
         self.callbacks.cancel_all()
         self.store.reset()
-        self.callbacks.stats = self.store.stats
+        if self.journal is not None:
+            await self.journal.append_async(
+                {
+                    "kind": "reset",
+                    "task_id": int(self.store.task_ids.peek()),
+                    "file_id": int(self.store.file_ids.peek()),
+                }
+            )
         return JSONResponse({"reset": True})
 
     async def aclose(self) -> None:
         await self.callbacks.aclose()
-
-
-def _parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """``bytes=START-[END]`` or ``bytes=-SUFFIX`` -> inclusive (start, end), None if unusable."""
-    unit, _, spec = header.partition("=")
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    first, _, last = spec.strip().partition("-")
-    try:
-        if not first:
-            length = int(last)
-            if length <= 0:
-                return None
-            return max(0, size - length), size - 1
-        start = int(first)
-        end = int(last) if last else size - 1
-    except ValueError:
-        return None
-    if start >= size or end < start:
-        return None
-    return start, min(end, size - 1)
+        if self.journal is not None:
+            journal, self.journal = self.journal, None
+            await asyncio.to_thread(journal.close)
 
 
 def create_app(config: MockConfig | None = None, *, clock: Clock | None = None) -> Starlette:
@@ -651,28 +523,35 @@ def create_app(config: MockConfig | None = None, *, clock: Clock | None = None) 
     ``config`` defaults to ``MockConfig()`` (6 s tasks, no faults, any Bearer key). ``clock``
     (epoch seconds) defaults to :func:`time.time`; with an injected clock (e.g.
     :class:`~mock_server.clock.ManualClock`) task statuses, URL expiry and the RPM budget
-    follow it, and callback deliveries re-read it every 20 ms.
+    follow it, and callback deliveries wake when it moves.
 
     The app needs no thread of its own: callback deliveries are asyncio tasks of the loop that
     serves it, cancelled on lifespan shutdown (or ``POST /_mock/reset``). Its state is at
-    ``app.state.mock`` (:class:`MockApi`).
+    ``app.state.mock`` (:class:`MockApi`). Downloads are served by this app under ``/cdn/``
+    unless a CDN origin is served too: ``mock_server.downloads.cdn_app(app.state.mock)``, with
+    ``app.state.mock.cdn_base_url`` set to its URL (:class:`mock_server.server.MockServers`
+    does both).
     """
     config = (config if config is not None else MockConfig()).validate()
     api = MockApi(config, clock or system_clock, injected_clock=clock is not None)
-    _install_log_filter()
+    install_log_filter()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        api.attach()
         try:
             yield
         finally:
             await api.aclose()
 
+    async def fallback_download(request: Request) -> Response:
+        return await download(api, request)
+
     routes = [
         Route("/v1/video_generation", api.create, methods=["POST"]),
         Route("/v1/query/video_generation", api.query, methods=["GET"]),
         Route("/v1/files/retrieve", api.retrieve, methods=["GET"]),
-        Route("/cdn/video/{file_id:str}/" + FILENAME, api.download, methods=["GET"]),
+        Route(FALLBACK_PATH, fallback_download, methods=["GET"]),
         Route("/_mock/tasks", api.inspect_tasks, methods=["GET"]),
         Route("/_mock/tasks/{task_id:str}", api.inspect_task, methods=["GET"]),
         Route("/_mock/stats", api.inspect_stats, methods=["GET"]),

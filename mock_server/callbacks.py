@@ -1,41 +1,122 @@
-"""Callback delivery: the challenge handshake, then one POST per status change.
+"""Callback delivery: the callback check (challenge), then one POST per status change.
 
-For each task created with a ``callback_url`` a background asyncio task (never the request
-handler) does what MiniMax does:
+What MiniMax does for a task created with a ``callback_url``, and how the mock does it at scale:
 
-1. POST ``{"challenge": "<token>"}`` and require ``{"challenge": "<token>"}`` back within
-   ``challenge_timeout`` (3 s). Anything else (timeout, non-200, another value) fails the
-   handshake: it is journaled and no updates are sent.
-2. At each planned time (see :func:`mock_server.tasks.plan_task`), POST the update, shaped like
-   the query response with a lower-case status (``processing``, ``success``, ``failed``),
-   with ``callback_timeout`` and ``callback_retries``.
+1. **The check.** POST ``{"challenge": "<token>"}`` and require ``{"challenge": "<token>"}`` back
+   within ``challenge_timeout`` (3 s); anything else (timeout, refused, non-200, another value)
+   fails it. With ``challenge_mode: sync`` (the default, as MiniMax) the create handler awaits
+   :meth:`CallbackDispatcher.check` before answering, and a failed check refuses the create; with
+   ``async`` the check is the first delivery of the created task and a failure stops its updates.
+2. **Updates.** At each planned time (see :func:`mock_server.tasks.plan_task`) POST the update,
+   shaped like the query response with a lower-case status, with ``callback_timeout`` and
+   ``callback_retries``.
+
+Scale: one scheduler coroutine owns a heap of due deliveries ordered by the clock (each task has
+at most one entry: its next delivery, so its updates keep their planned order), and hands due ones
+to a fixed pool of ``callback_concurrency`` worker coroutines through a queue; checks awaited by
+creates are bounded the same way. Each POST borrows one of ``callback_concurrency`` httpx clients
+of one keep-alive connection each (:class:`ClientPool`): httpcore's pool costs O(connections) per
+request and O(connections x queued requests) in all (encode/httpx#3215), so many one-connection
+pools that never queue cost O(1) a request where one big pool cost O(n). No task has a timer of
+its own; with an injected clock the scheduler wakes when a
+:class:`~mock_server.clock.ManualClock` moves (or re-reads another clock every 20 ms).
 
 Every attempt and its result goes into the task's ``deliveries`` journal (``GET /_mock/tasks``)
-and the stats. Faults (dropped, duplicated, reordered, delayed updates; rejected, malformed or
-skipped handshakes) are planned per task and labelled in the journal.
+and the stats; checks are journaled with ``latency_ms`` and ``ok``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import heapq
+import itertools
 import logging
+import ssl
 import time
 from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from mock_server.clock import Clock
 from mock_server.config import MockConfig
-from mock_server.tasks import CallbackEvent, Task
+from mock_server.tasks import Task
 
 log = logging.getLogger("mock_server.callbacks")
 
 USER_AGENT = "mmgen-mock-callback/1"
+CLOCK_POLL = 0.02  # seconds between reads of an injected clock that cannot tell it moved
+
+
+@dataclass
+class CheckResult:
+    """The outcome of one callback check."""
+
+    ok: bool
+    result: str  # ok, timeout, wrong echo, http N, error: ..., skipped (fault)...
+    latency_ms: float
+    payload: dict[str, Any] | None
+    http_status: int | None
+
+    def journal(self, at: float, fault: str | None) -> dict[str, Any]:
+        return {
+            "kind": "challenge",
+            "status": None,
+            "at": at,
+            "attempt": 1,
+            "payload": self.payload,
+            "result": self.result,
+            "ok": self.ok,
+            "http_status": self.http_status,
+            "fault": fault,
+            "latency_ms": self.latency_ms,
+            "elapsed_ms": self.latency_ms,
+        }
+
+
+class ClientPool:
+    """``size`` httpx clients of one connection each; borrowing one is taking a slot."""
+
+    def __init__(self, size: int, tls: ssl.SSLContext) -> None:
+        self.size = size
+        self._tls = tls
+        self._idle: asyncio.Queue[httpx.AsyncClient] | None = None
+        self._made = 0
+        self._all: list[httpx.AsyncClient] = []
+
+    @contextlib.asynccontextmanager
+    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
+        if self._idle is None:
+            self._idle = asyncio.Queue()
+        if self._idle.empty() and self._made < self.size:
+            self._made += 1
+            client = httpx.AsyncClient(
+                trust_env=False,
+                follow_redirects=False,
+                verify=self._tls,
+                headers={"User-Agent": USER_AGENT},
+                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            )
+            self._all.append(client)
+        else:
+            client = await self._idle.get()
+        try:
+            yield client
+        finally:
+            self._idle.put_nowait(client)
+
+    async def aclose(self) -> None:
+        clients, self._all = self._all, []
+        self._idle, self._made = None, 0
+        for client in clients:
+            await client.aclose()
 
 
 class CallbackDispatcher:
-    """Runs the deliveries of every task as background tasks of the running event loop."""
+    """The scheduler, the worker pool and the HTTP client of every callback of one mock."""
 
     def __init__(
         self,
@@ -43,107 +124,163 @@ class CallbackDispatcher:
         config: MockConfig,
         clock: Clock,
         stats: Counter[str],
-        poll_interval: float | None,
+        on_check: Callable[[CheckResult], None] | None = None,
+        injected_clock: bool = False,
     ) -> None:
         self.config = config
         self.clock = clock
         self.stats = stats
-        self.poll_interval = poll_interval  # re-read an injected clock this often (real s)
-        self._client: httpx.AsyncClient | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._tick: asyncio.Future[None] | None = None
-        self._ticker: asyncio.Task[None] | None = None
+        self.on_check = on_check
+        self.injected_clock = injected_clock
+        tls = httpx.create_ssl_context()  # one for all clients: building one costs ~10 ms
+        self._checks = ClientPool(config.callback_concurrency, tls)
+        self._updates = ClientPool(config.callback_concurrency, tls)
+        self._heap: list[tuple[float, int, Task]] = []
+        self._order = itertools.count()
+        self._next: dict[str, int] = {}  # task_id -> index of its next planned update
+        self._queue: asyncio.Queue[Task] | None = None
+        self._jobs: set[asyncio.Task[None]] = set()
+        self._wake: asyncio.Event | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._busy = 0
+        subscribe = getattr(clock, "subscribe", None)
+        if callable(subscribe):
+            subscribe(self._clock_moved)
+
+    # --- state -----------------------------------------------------------------------------
 
     @property
     def pending(self) -> int:
-        """Deliveries still running (waiting for their time or for the receiver)."""
-        return len(self._tasks)
+        """Tasks with deliveries still to come (waiting for their time, queued or in flight)."""
+        return len(self._next)
 
-    def start(self, task: Task) -> None:
-        """Begin the deliveries of a task created with a callback_url (needs a running loop)."""
-        job = asyncio.get_running_loop().create_task(
-            self._run(task), name=f"callbacks-{task.task_id}"
-        )
-        self._tasks.add(job)
+    def _ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is loop and self._jobs:
+            return
+        self._loop = loop
+        size = self.config.callback_concurrency
+        self._queue = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._spawn(self._schedule(), "mock-callback-scheduler")
+        for index in range(size):
+            self._spawn(self._work(), f"mock-callback-worker-{index}")
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        job = asyncio.get_running_loop().create_task(coro, name=name)
+        self._jobs.add(job)
         job.add_done_callback(self._finished)
 
     def _finished(self, job: asyncio.Task[None]) -> None:
-        self._tasks.discard(job)
+        self._jobs.discard(job)
         if not job.cancelled() and (err := job.exception()) is not None:
             log.error("callback delivery crashed", exc_info=err)
 
+    def _clock_moved(self) -> None:
+        """Called by a ManualClock (from any thread) when it moves."""
+        loop, wake = self._loop, self._wake
+        if loop is not None and wake is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(wake.set)
+
+    # --- entry points ------------------------------------------------------------------------
+
+    def start(self, task: Task, *, check_first: bool) -> None:
+        """Plan the deliveries of a task created with a callback_url (needs a running loop).
+
+        ``check_first``: the async mode's check comes first (at once); else the updates follow.
+        """
+        self._ensure_started()
+        if task.callback_url is None:
+            return
+        if check_first:
+            self._next[task.task_id] = -1
+            self._push(self.clock(), task)
+        else:
+            self._advance(task, 0)
+
+    def resume(self, task: Task, now: float) -> None:
+        """Re-plan the updates still to come of a task loaded from saved state."""
+        self._ensure_started()
+        if task.callback_url is None:
+            return
+        later = [i for i, event in enumerate(task.callback_plan) if event.due > now]
+        if later:
+            self._advance(task, later[0])
+
+    async def check(self, url: str, token: str, fault: str | None) -> CheckResult:
+        """The callback check, awaited by a create in sync mode (also used by async mode)."""
+        self._ensure_started()
+        if fault == "skip":
+            self.stats["challenges_skipped"] += 1
+            return CheckResult(True, "skipped (fault)", 0.0, None, None)
+        result = await self._challenge(url, token, fault)
+        if self.on_check is not None:
+            self.on_check(result)
+        return result
+
     def cancel_all(self) -> None:
-        """Stop every delivery (reset); they end at their next await."""
-        for job in list(self._tasks):
+        """Forget every planned delivery and stop those in flight (reset)."""
+        self._heap.clear()
+        self._next.clear()
+        for job in list(self._jobs):
             job.cancel()
+        self._jobs.clear()
+        self._loop = None
 
     async def aclose(self) -> None:
         """Cancel the deliveries, wait for them, close the HTTP client (lifespan shutdown)."""
-        jobs = list(self._tasks)
-        if self._ticker is not None:
-            jobs.append(self._ticker)
-            self._ticker = None
-        for job in jobs:
-            job.cancel()
+        jobs = list(self._jobs)
+        self.cancel_all()
         if jobs:
             await asyncio.gather(*jobs, return_exceptions=True)
-        if self._client is not None:
-            client, self._client = self._client, None
-            await client.aclose()
+        await self._checks.aclose()
+        await self._updates.aclose()
 
-    def _http(self) -> httpx.AsyncClient:
-        if self._client is None:
-            self._client = httpx.AsyncClient(
-                trust_env=False,
-                follow_redirects=False,
-                headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
-            )
-        return self._client
+    # --- the scheduler and the workers -------------------------------------------------------
 
-    async def _sleep_until(self, when: float) -> None:
-        if self.poll_interval is None:
-            while (remaining := when - self.clock()) > 0:
-                await asyncio.sleep(remaining)
+    def _push(self, due: float, task: Task) -> None:
+        heapq.heappush(self._heap, (due, next(self._order), task))
+        if self._wake is not None and self._heap[0][2] is task:
+            self._wake.set()  # an earlier deadline than the scheduler sleeps for
+
+    def _advance(self, task: Task, index: int) -> None:
+        """Make update ``index`` the task's next delivery (or finish the task)."""
+        if index >= len(task.callback_plan):
+            self._next.pop(task.task_id, None)
             return
-        while when > self.clock():  # an injected clock: wake up when it moves
-            await asyncio.shield(self._next_tick())
+        self._next[task.task_id] = index
+        self._push(task.callback_plan[index].due, task)
 
-    def _next_tick(self) -> asyncio.Future[None]:
-        """A future resolved the next time the injected clock is seen to change.
-
-        One ticker polls the clock for all deliveries, so a thousand waiting deliveries cost one
-        wake-up per ``poll_interval``, not a thousand.
-        """
-        loop = asyncio.get_running_loop()
-        if self._tick is None or self._tick.done():
-            self._tick = loop.create_future()
-        if self._ticker is None or self._ticker.done():
-            self._ticker = loop.create_task(self._run_ticker(), name="mock-clock-ticker")
-        return self._tick
-
-    async def _run_ticker(self) -> None:
-        assert self.poll_interval is not None
-        last = self.clock()
-        while self._tasks:
-            await asyncio.sleep(self.poll_interval)
+    async def _schedule(self) -> None:
+        assert self._wake is not None and self._queue is not None
+        while True:
             now = self.clock()
-            if now != last:
-                last = now
-                if self._tick is not None and not self._tick.done():
-                    self._tick.set_result(None)
+            while self._heap and self._heap[0][0] <= now:
+                _, _, task = heapq.heappop(self._heap)
+                self._queue.put_nowait(task)
+            self._wake.clear()
+            timeout: float | None = None  # nothing planned: sleep until a push wakes us
+            if self._heap and not self.injected_clock:
+                timeout = self._heap[0][0] - now
+            elif self._heap and not callable(getattr(self.clock, "subscribe", None)):
+                timeout = CLOCK_POLL  # an injected clock that cannot say it moved
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
+            except TimeoutError:
+                pass
 
-    async def _run(self, task: Task) -> None:
-        assert task.callback_url is not None
-        if task.challenge_fault == "skip":
-            self._journal(
-                task, kind="challenge", payload=None, result="skipped (fault)", fault="skip"
-            )
-            self.stats["challenges_skipped"] += 1
-        elif not await self._handshake(task):
-            return
-        for event in task.callback_plan:
-            await self._sleep_until(event.due)
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            task = await self._queue.get()
+            index = self._next.get(task.task_id)
+            if index is None:  # forgotten (reset)
+                continue
+            if index < 0:
+                await self._async_check(task)
+                continue
+            event = task.callback_plan[index]
             if event.dropped:
                 self._journal(
                     task,
@@ -153,80 +290,93 @@ class CallbackDispatcher:
                     fault=",".join(event.faults),
                 )
                 self.stats["callbacks_dropped"] += 1
+            else:
+                await self._deliver(task, index)
                 continue
-            await self._deliver(task, event)
+            self._advance(task, index + 1)
 
-    async def _post(self, url: str, payload: dict[str, Any], timeout: float) -> tuple[str, Any]:
-        """POST JSON; returns (result, response) with result ``ok``, ``http N``, ``timeout``..."""
-        try:
-            async with asyncio.timeout(timeout):
-                response = await self._http().post(url, json=payload, timeout=timeout)
-        except (TimeoutError, httpx.TimeoutException):
-            return "timeout", None
-        except httpx.HTTPError as err:
-            return f"error: {type(err).__name__}: {err}"[:200], None
-        if not 200 <= response.status_code < 300:
-            return f"http {response.status_code}", response
-        return "ok", response
-
-    async def _handshake(self, task: Task) -> bool:
+    async def _async_check(self, task: Task) -> None:
         assert task.callback_url is not None and task.challenge is not None
-        malformed = task.challenge_fault == "malformed"
-        payload: dict[str, Any] = {} if malformed else {"challenge": task.challenge}
-        started = time.perf_counter()
+        result = await self.check(task.callback_url, task.challenge, task.challenge_fault)
+        task.deliveries.append(result.journal(self.clock(), task.challenge_fault))
+        if result.ok:
+            self._advance(task, 0)
+        else:
+            self._next.pop(task.task_id, None)
+
+    async def _post(
+        self, pool: ClientPool, url: str, payload: dict[str, Any], timeout: float
+    ) -> tuple[str, Any, float]:
+        """POST JSON; returns (result, response, seconds) with result ``ok``, ``http N``,
+        ``timeout``... The time and the timeout run from the moment a client is free: waiting
+        for a slot is the mock's own queue, not the receiver's slowness."""
+        async with pool.client() as client:
+            started = time.perf_counter()
+            try:
+                async with asyncio.timeout(timeout):
+                    response = await client.post(url, json=payload, timeout=timeout)
+            except (TimeoutError, httpx.TimeoutException):
+                return "timeout", None, time.perf_counter() - started
+            except httpx.HTTPError as err:
+                message = f"error: {type(err).__name__}: {err}"[:200]
+                return message, None, time.perf_counter() - started
+        elapsed = time.perf_counter() - started
+        if not 200 <= response.status_code < 300:
+            return f"http {response.status_code}", response, elapsed
+        return "ok", response, elapsed
+
+    async def _challenge(self, url: str, token: str, fault: str | None) -> CheckResult:
+        payload: dict[str, Any] = {} if fault == "malformed" else {"challenge": token}
         self.stats["challenges_sent"] += 1
-        result, response = await self._post(
-            task.callback_url, payload, self.config.challenge_timeout
+        result, response, elapsed = await self._post(
+            self._checks, url, payload, self.config.challenge_timeout
         )
+        latency_ms = round(elapsed * 1000, 1)
         if result == "ok":
             try:
                 echo = response.json().get("challenge")
             except (ValueError, AttributeError):
                 echo = None
-            if echo != task.challenge:
+            if echo != token:
                 result = "wrong echo"
-        if task.challenge_fault == "reject":
+        if fault == "reject":
             result = f"rejected (fault); receiver answered {result}"
-        elif malformed:
+        elif fault == "malformed":
             result = f"malformed challenge (fault); receiver answered {result}"
-        self._journal(
-            task,
-            kind="challenge",
-            payload=payload,
-            result=result,
-            fault=task.challenge_fault,
-            http_status=response.status_code if response is not None else None,
-            elapsed=time.perf_counter() - started,
-        )
         ok = result == "ok"
         self.stats["challenges_ok" if ok else "challenges_failed"] += 1
-        return ok
+        status = response.status_code if response is not None else None
+        return CheckResult(ok, result, latency_ms, payload, status)
 
-    async def _deliver(self, task: Task, event: CallbackEvent) -> None:
+    async def _deliver(self, task: Task, index: int, attempt: int = 1) -> None:
+        """Attempt update ``index``, retrying as configured (retries are off by default)."""
         assert task.callback_url is not None
+        event = task.callback_plan[index]
         payload = task.status_body(event.status, callback=True)
-        for attempt in range(1, self.config.callback_retries + 2):
-            started = time.perf_counter()
-            self.stats["callbacks_sent"] += 1
-            result, response = await self._post(
-                task.callback_url, payload, self.config.callback_timeout
-            )
-            self._journal(
-                task,
-                kind="update",
-                payload=payload,
-                result=result,
-                fault=",".join(event.faults) or None,
-                http_status=response.status_code if response is not None else None,
-                elapsed=time.perf_counter() - started,
-                attempt=attempt,
-            )
-            if result == "ok":
-                self.stats["callbacks_delivered"] += 1
-                return
+        self.stats["callbacks_sent"] += 1
+        result, response, elapsed = await self._post(
+            self._updates, task.callback_url, payload, self.config.callback_timeout
+        )
+        self._journal(
+            task,
+            kind="update",
+            payload=payload,
+            result=result,
+            fault=",".join(event.faults) or None,
+            http_status=response.status_code if response is not None else None,
+            elapsed=elapsed,
+            attempt=attempt,
+        )
+        if result == "ok":
+            self.stats["callbacks_delivered"] += 1
+        else:
             self.stats["callbacks_failed"] += 1
-            if attempt <= self.config.callback_retries:
+            if attempt <= self.config.callback_retries and task.task_id in self._next:
                 await asyncio.sleep(self.config.callback_retry_delay)
+                await self._deliver(task, index, attempt + 1)
+                return
+        if self._next.get(task.task_id) == index:
+            self._advance(task, index + 1)
 
     def _journal(
         self,

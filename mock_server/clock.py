@@ -28,19 +28,32 @@ class ManualClock:
     def __init__(self, start: float = DEFAULT_START) -> None:
         self._now = float(start)
         self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
 
     def __call__(self) -> float:
         return self._now
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (from the advancing thread) each time the clock moves: the mock's
+        one callback scheduler sleeps until then instead of polling."""
+        with self._lock:
+            self._listeners.append(listener)
 
     def advance(self, seconds: float) -> None:
         """Move the clock forward by ``seconds``."""
         with self._lock:
             self._now += seconds
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
 
     def set(self, now: float) -> None:
         """Jump to an absolute time (epoch seconds)."""
         with self._lock:
             self._now = float(now)
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
 
 
 def system_clock() -> float:

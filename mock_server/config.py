@@ -8,7 +8,10 @@ mappings); every key is optional, unknown keys are refused (usually a typo). Exa
     api_key: null                # null: any well-formed Bearer key is accepted
     seed: 42                     # same seed, same faults (per decision stream)
     download_url_ttl: 3600
-    video: {width: 320, height: 180, fps: 10, seconds: 6}
+    challenge_mode: sync         # sync (as MiniMax) or async (task first, challenge after)
+    report_file_bytes: false     # false: file.bytes is 0, as MiniMax answers
+    state_dir: null              # a folder: tasks survive a restart of the mock
+    video: {fps: 10, min_bytes: 0}   # size follows the request's resolution and duration
     faults:
       rate_limit: {probability: 0.1, rpm: 20, endpoints: [create]}
       server_errors: {create: 0.05, query: 0.05, status: 503}
@@ -23,21 +26,25 @@ mappings); every key is optional, unknown keys are refused (usually a typo). Exa
                   truncate_mode: abort, expired_probability: 0.05}
 
 Probabilities are in ``[0, 1]`` and apply per request (or per task / per callback, as noted).
+``schemas/mock_config.json`` describes every key (with its default and meaning) and is what
+config files are validated against; the dataclasses below mirror it for typed access.
 """
 
 from __future__ import annotations
 
 import json
-import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+from jsonschema.exceptions import ValidationError, best_match
 
 from mmgen.errors import UsageError
+from mmgen.schemas import validator
 
+CONFIG_SCHEMA = "mock_config.json"
 ENDPOINTS = ("create", "query", "retrieve", "download")
 API_ENDPOINTS = ("create", "query", "retrieve")
 
@@ -83,8 +90,11 @@ class DropFaults(EndpointRates):
 class RateLimitFaults:
     """Code 1002 on ``endpoints``: at random (``probability``) and beyond an RPM budget.
 
-    ``rpm``: at most this many accepted requests to those endpoints in any 60 s of the mock's
-    clock (refused requests do not count). ``http_status`` 200 (as MiniMax usually does) or 429;
+    ``rpm``: at most this many requests to those endpoints in any 60 s of the mock's clock.
+    Every request that passes authentication counts, also when it is refused afterwards
+    (invalid params, sensitive input, balance, a failed callback check), as the real API counts
+    requests; a request refused with 1002 itself does not (it was not admitted).
+    ``http_status`` 200 (as MiniMax usually does) or 429;
     ``retry_after``: a ``Retry-After`` header value in seconds, when set.
     """
 
@@ -150,11 +160,14 @@ class CallbackFaults:
 
 @dataclass
 class ChallengeFaults:
-    """Per task with a callback_url, a broken handshake with this probability. ``mode``:
+    """Per create with a callback_url, a broken callback check with this probability. ``mode``:
 
-    - ``reject``: the challenge is sent, the echo is judged wrong: no updates follow;
-    - ``malformed``: the handshake POST has no ``challenge`` value: no updates follow;
-    - ``skip``: no handshake at all, the updates are sent anyway.
+    - ``reject``: the challenge is sent, the echo is judged wrong;
+    - ``malformed``: the challenge POST has no ``challenge`` value;
+    - ``skip``: no check at all: the task is created and its updates are sent anyway.
+
+    With ``challenge_mode: sync`` a failed check refuses the create (2013 "invalid params, fail
+    to check callback url", no task); with ``async`` the task exists and gets no updates.
     """
 
     probability: float = 0.0
@@ -194,12 +207,17 @@ class Faults:
 
 @dataclass
 class VideoOptions:
-    """Format of the generated MP4 (even sides). The query's video_width/height report it."""
+    """The generated MP4. Its size follows the request (``resolution``: 512P 912x512, 720P
+    1280x720, 768P 1366x768, 1080P 1920x1080, the 01 models' default 720P, Hailuo's 768P;
+    ``duration`` 6 or 10, default 6) unless ``width``/``height``/``seconds`` force one. The
+    query's video_width/height report the file's real size. ``min_bytes`` pads each file with
+    an MP4 ``free`` box to at least that size, streamed (for download benchmarks)."""
 
-    width: int = 320
-    height: int = 180
+    width: int | None = None
+    height: int | None = None
     fps: int = 10
-    seconds: float = 6.0
+    seconds: float | None = None
+    min_bytes: int = 0
 
 
 @dataclass
@@ -214,9 +232,15 @@ class MockConfig:
     - ``seed`` (None: random, reported by ``GET /_mock/config``): makes every fault decision,
       id, jitter and challenge reproducible.
     - ``download_url_ttl`` (3600): seconds a download URL stays valid.
-    - ``challenge_timeout`` (3): seconds the callback receiver has to echo the challenge.
+    - ``challenge_mode`` (``sync``): when the callback check happens (see
+      :class:`ChallengeFaults`); ``challenge_timeout`` (3): seconds the receiver has to echo it.
     - ``callback_timeout`` (5), ``callback_retries`` (0) and ``callback_retry_delay`` (1 s):
       per status-update POST (MiniMax's own retry policy is not documented).
+    - ``callback_concurrency`` (32): callback POSTs in flight at once (a fixed pool of workers).
+    - ``report_file_bytes`` (False): the retrieve's ``file.bytes`` is 0, as MiniMax answers;
+      true reports the real size.
+    - ``state_dir`` (None): keep tasks and id counters in this folder (see
+      :mod:`mock_server.persistence`) so a restarted mock still knows them.
     """
 
     generation_seconds: float = 6.0
@@ -224,10 +248,14 @@ class MockConfig:
     api_key: str | None = None
     seed: int | None = None
     download_url_ttl: float = 3600.0
+    challenge_mode: str = "sync"
     challenge_timeout: float = 3.0
     callback_timeout: float = 5.0
     callback_retries: int = 0
     callback_retry_delay: float = 1.0
+    callback_concurrency: int = 32
+    report_file_bytes: bool = False
+    state_dir: str | None = None
     video: VideoOptions = field(default_factory=VideoOptions)
     faults: Faults = field(default_factory=Faults)
 
@@ -235,108 +263,87 @@ class MockConfig:
         return asdict(self)
 
     def validate(self) -> MockConfig:
-        """Check ranges and choices; raises :class:`MockConfigError` naming the field."""
-        problems: list[str] = []
-
-        def need(ok: bool, where: str, what: str) -> None:
-            if not ok:
-                problems.append(f"{where}: {what}")
-
-        def probability(where: str, value: float) -> None:
-            need(0.0 <= value <= 1.0, where, f"must be between 0 and 1, not {value}")
-
-        def endpoints(where: str, names: list[str], allowed: tuple[str, ...]) -> None:
-            for name in names:
-                need(
-                    name in allowed, where, f"unknown endpoint {name!r} (use {', '.join(allowed)})"
-                )
-
-        need(self.generation_seconds >= 0, "generation_seconds", "must not be negative")
-        need(self.generation_jitter >= 0, "generation_jitter", "must not be negative")
-        need(self.download_url_ttl >= 0, "download_url_ttl", "must not be negative")
-        need(self.challenge_timeout > 0, "challenge_timeout", "must be positive")
-        need(self.callback_timeout > 0, "callback_timeout", "must be positive")
-        need(self.callback_retries >= 0, "callback_retries", "must not be negative")
-        need(self.callback_retry_delay >= 0, "callback_retry_delay", "must not be negative")
-        need(self.api_key is None or _well_formed_key(self.api_key), "api_key", "must be one word")
-        v = self.video
-        need(v.width >= 16 and v.width % 2 == 0, "video.width", "must be even and at least 16")
-        need(v.height >= 16 and v.height % 2 == 0, "video.height", "must be even and at least 16")
-        need(v.width * v.height <= 1920 * 1088, "video", "must be at most 1920x1088")
-        need(1 <= v.fps <= 60, "video.fps", "must be between 1 and 60")
-        need(0 < v.seconds <= 30, "video.seconds", "must be between 0 and 30")
-        f = self.faults
-        rl = f.rate_limit
-        probability("faults.rate_limit.probability", rl.probability)
-        need(rl.rpm is None or rl.rpm >= 0, "faults.rate_limit.rpm", "must not be negative")
-        endpoints("faults.rate_limit.endpoints", rl.endpoints, API_ENDPOINTS)
-        need(rl.http_status in (200, 429), "faults.rate_limit.http_status", "must be 200 or 429")
-        for group_name in ("server_errors", "drops"):
-            group: EndpointRates = getattr(f, group_name)
-            for endpoint in ENDPOINTS:
-                probability(f"faults.{group_name}.{endpoint}", group.rate(endpoint))
-        need(
-            500 <= f.server_errors.status <= 599,
-            "faults.server_errors.status",
-            "must be a 5xx status",
-        )
-        for i, code in enumerate(f.codes):
-            probability(f"faults.codes.{i}.probability", code.probability)
-            need(code.code != 0, f"faults.codes.{i}.code", "must not be 0")
-            endpoints(f"faults.codes.{i}.endpoints", code.endpoints, API_ENDPOINTS)
-        probability("faults.tasks.fail_probability", f.tasks.fail_probability)
-        probability("faults.tasks.slow_probability", f.tasks.slow_probability)
-        need(f.tasks.slow_factor >= 1, "faults.tasks.slow_factor", "must be at least 1")
-        probability("faults.sensitive.input_probability", f.sensitive.input_probability)
-        probability("faults.sensitive.output_probability", f.sensitive.output_probability)
-        need(
-            f.balance.max_tasks is None or f.balance.max_tasks >= 0,
-            "faults.balance.max_tasks",
-            "must not be negative",
-        )
-        for name in ("drop", "duplicate", "reorder", "delay"):
-            probability(f"faults.callbacks.{name}", getattr(f.callbacks, name))
-        need(
-            f.callbacks.delay_seconds >= 0, "faults.callbacks.delay_seconds", "must not be negative"
-        )
-        probability("faults.challenge.probability", f.challenge.probability)
-        need(
-            f.challenge.mode in ("reject", "malformed", "skip"),
-            "faults.challenge.mode",
-            f"must be reject, malformed or skip, not {f.challenge.mode!r}",
-        )
-        d = f.downloads
-        probability("faults.downloads.slow_probability", d.slow_probability)
-        probability("faults.downloads.truncate_probability", d.truncate_probability)
-        probability("faults.downloads.expired_probability", d.expired_probability)
-        need(d.bytes_per_second > 0, "faults.downloads.bytes_per_second", "must be positive")
-        need(
-            d.truncate_mode in ("abort", "short"),
-            "faults.downloads.truncate_mode",
-            f"must be abort or short, not {d.truncate_mode!r}",
-        )
-        need(
-            0 <= d.truncate_fraction < 1,
-            "faults.downloads.truncate_fraction",
-            "must be at least 0 and below 1",
-        )
-        if problems:
-            raise MockConfigError("invalid mock config: " + "; ".join(problems))
+        """Check this config against ``schemas/mock_config.json``; raises
+        :class:`MockConfigError` naming the first field at fault."""
+        problem = schema_problem(self.to_dict())
+        if problem is not None:
+            raise MockConfigError(f"invalid mock config: {problem}")
         return self
 
 
-def _well_formed_key(key: str) -> bool:
-    return bool(key) and not any(c.isspace() for c in key) and key.isprintable()
+def _where(error: ValidationError) -> str:
+    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
+
+
+def _describe(error: ValidationError) -> str:
+    """One line naming the field and what is wrong with it (jsonschema's words, shortened)."""
+    where = _where(error)
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    rule: Any = error.validator_value
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        known = set(schema.get("properties", {}))
+        unknown = sorted(str(k) for k in error.instance if k not in known)
+        return f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [k for k in rule if k not in error.instance]
+        return f"{where}: missing required key {missing[0]!r}"
+    if error.validator == "enum":
+        choices = ", ".join(json.dumps(v) for v in rule)
+        return f"{where}: {json.dumps(error.instance)} is not one of {choices}"
+    if error.validator == "type":
+        wanted = _TYPES.get(str(rule), rule)
+        return f"{where}: expected {wanted}, got {json.dumps(error.instance)[:60]}"
+    return f"{where}: {error.message}"
+
+
+_TYPES = {
+    "object": "a mapping",
+    "array": "a list",
+    "number": "a number",
+    "integer": "an integer",
+    "string": "a string",
+    "boolean": "true or false",
+    "['string', 'null']": "a string or null",
+    "['integer', 'null']": "an integer or null",
+    "['number', 'null']": "a number or null",
+}
+
+
+def schema_problem(data: Any) -> str | None:
+    """None when ``data`` is a valid mock config, else one line naming the field at fault."""
+    error = best_match(validator(CONFIG_SCHEMA).iter_errors(data))
+    return _describe(error) if error is not None else None
 
 
 def config_from_dict(data: Any, *, source: str = "config") -> MockConfig:
-    """Build and validate a :class:`MockConfig` from plain data (parsed YAML/JSON)."""
-    config = _convert(data, MockConfig, "")
+    """Build a :class:`MockConfig` from plain data (parsed YAML/JSON), validated by the schema."""
+    problem = schema_problem(data)
+    if problem is not None:
+        raise MockConfigError(f"{source}: {problem}")
+    config = _build(MockConfig, data)
     assert isinstance(config, MockConfig)
-    try:
-        return config.validate()
-    except MockConfigError as err:
-        raise MockConfigError(f"{source}: {err.message}") from None
+    return config
+
+
+def _build(tp: Any, value: Any) -> Any:
+    """Schema-valid data into the dataclasses (nested groups and lists of them)."""
+    if is_dataclass(tp) and isinstance(tp, type) and isinstance(value, dict):
+        hints = typing.get_type_hints(tp)
+        return tp(
+            **{f.name: _build(hints[f.name], value[f.name]) for f in fields(tp) if f.name in value}
+        )
+    if typing.get_origin(tp) is list and isinstance(value, list):
+        (item,) = typing.get_args(tp)
+        return [_build(item, v) for v in value]
+    if tp is float and isinstance(value, int):
+        return float(value)
+    if (
+        typing.get_origin(tp) is not None
+        and isinstance(value, int)
+        and float in typing.get_args(tp)
+    ):
+        return float(value)
+    return value
 
 
 def load_config(path: str | Path) -> MockConfig:
@@ -353,63 +360,4 @@ def load_config(path: str | Path) -> MockConfig:
     except (json.JSONDecodeError, yaml.YAMLError) as err:
         detail = str(err).replace("\n", " ")
         raise MockConfigError(f"mock config {path} is not valid YAML/JSON: {detail}") from None
-    if data is None:
-        data = {}
-    try:
-        return config_from_dict(data, source=str(path))
-    except MockConfigError as err:
-        if err.message.startswith(str(path)):
-            raise
-        raise MockConfigError(f"{path}: {err.message}") from None
-
-
-def _convert(value: Any, tp: Any, where: str) -> Any:
-    """Check and convert parsed data against a type annotation (dataclasses recursively)."""
-    label = where or "(top level)"
-    origin = typing.get_origin(tp)
-    if origin in (types.UnionType, typing.Union):
-        args = typing.get_args(tp)
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return _convert(value, inner[0], where)
-    if origin is list:
-        if not isinstance(value, list):
-            raise MockConfigError(f"{label}: expected a list, got {type(value).__name__}")
-        (item_type,) = typing.get_args(tp)
-        return [_convert(item, item_type, f"{where}.{i}") for i, item in enumerate(value)]
-    if isinstance(tp, type) and is_dataclass(tp):
-        if not isinstance(value, dict):
-            raise MockConfigError(f"{label}: expected a mapping, got {type(value).__name__}")
-        hints = typing.get_type_hints(tp)
-        known = {f.name: f for f in fields(tp)}
-        unknown = sorted(set(value) - set(known), key=str)
-        if unknown:
-            raise MockConfigError(
-                f"{label}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
-            )
-        kwargs: dict[str, Any] = {}
-        for name, spec in known.items():
-            path = f"{where}.{name}" if where else name
-            if name in value:
-                kwargs[name] = _convert(value[name], hints[name], path)
-            elif spec.default is MISSING and spec.default_factory is MISSING:
-                raise MockConfigError(f"{label}: missing required key {name!r}")
-        return tp(**kwargs)
-    if tp is bool:
-        if not isinstance(value, bool):
-            raise MockConfigError(f"{label}: expected true or false, got {value!r}")
-        return value
-    if tp is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise MockConfigError(f"{label}: expected an integer, got {value!r}")
-        return value
-    if tp is float:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise MockConfigError(f"{label}: expected a number, got {value!r}")
-        return float(value)
-    if tp is str:
-        if not isinstance(value, str):
-            raise MockConfigError(f"{label}: expected a string, got {value!r}")
-        return value
-    raise TypeError(f"unsupported config type {tp!r} at {label}")  # pragma: no cover
+    return config_from_dict({} if data is None else data, source=str(path))

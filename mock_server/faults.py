@@ -69,3 +69,11 @@ class IdSource:
     def __call__(self) -> str:
         self._next += self._rng.randrange(1_000, 5_000_000)
         return str(self._next)
+
+    def peek(self) -> int:
+        """The last id handed out (or the floor below the first)."""
+        return self._next
+
+    def at_least(self, value: int) -> None:
+        """Never hand out ``value`` or anything below it (ids loaded from saved state)."""
+        self._next = max(self._next, value)

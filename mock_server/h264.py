@@ -364,3 +364,103 @@ def mp4_file(
     head = len(ftyp) + len(moov(0)) + 8
     mdat = _box(b"mdat", *samples)
     return ftyp + moov(head) + mdat
+
+
+# --- a card on a flat background: a real-size picture for the price of a small one ------------
+
+
+def _ue_bits(value: int) -> str:
+    code = format(value + 1, "b")
+    return "0" * (len(code) - 1) + code
+
+
+# Intra_16x16 macroblocks with no residual (cbp 0) in an I slice: mb_type, chroma mode,
+# mb_qp_delta 0, then the Intra16x16DC coeff_token for no coefficient, whose code depends on nC:
+# "1" for nC < 2, "000011" for nC >= 8 (a neighbour is I_PCM, nN = 16; clause 9.2.1).
+_VERTICAL = _ue_bits(1) + _ue_bits(2) + "1"  # I_16x16_0_0_0, chroma vertical
+_HORIZONTAL = _ue_bits(2) + _ue_bits(1) + "1"  # I_16x16_1_0_0, chroma horizontal
+_NO_COEFF = {False: "1", True: "000011"}
+_PCM_IN_I = _ue_bits(25)
+
+
+def _bits_to_bytes(bits: str) -> bytes:
+    return int(bits, 2).to_bytes(len(bits) // 8, "big") if bits else b""
+
+
+def encode_card_stream(
+    *,
+    width: int,
+    height: int,
+    background: bytes,
+    card: dict[tuple[int, int], bytes],
+    updates: Sequence[dict[tuple[int, int], bytes]],
+) -> tuple[bytes, bytes, list[bytes]]:
+    """A stream whose first picture is ``card`` (I_PCM payloads by macroblock (x, y)) on a flat
+    background, followed by one P picture per entry of ``updates`` (the macroblocks that change).
+
+    ``background`` is the I_PCM payload of one background macroblock. Every other macroblock is
+    Intra_16x16 with no residual, predicted from its neighbour (horizontally along the top row,
+    vertically below it), so it costs about one byte: a 1920x1080 picture is a few kilobytes plus
+    the card. The background colour spreads from macroblock (0, 0) (coded as ``background``
+    unless the card covers it), so the card's outer rows and columns must be background too.
+    """
+    if width % 2 or height % 2 or width <= 0 or height <= 0:
+        raise ValueError(f"width and height must be positive and even, not {width}x{height}")
+    params = StreamParams(width, height)
+    cols, rows = params.mb_cols, params.mb_rows
+    pcm = dict(card)
+    pcm.setdefault((0, 0), background)
+    head = BitWriter()
+    params.slice_header(head, idr=True, frame_num=0)
+    out = bytearray(head.buf)
+    bits = format(head._acc, f"0{head._bits}b") if head._bits else ""
+    parts: list[str] = []
+    by_row: dict[int, list[int]] = {}
+    for mx, my in pcm:
+        by_row.setdefault(my, []).append(mx)
+    for my in range(rows):
+        xs = sorted(by_row.get(my, ()))
+        near = {*xs, *by_row.get(my - 1, ())}
+        pattern = _HORIZONTAL if my == 0 else _VERTICAL
+        mx = 0
+        for pcm_x in [*xs, cols]:
+            # the plain macroblocks before the next I_PCM one (or the row's end)
+            while mx < pcm_x:
+                if mx in near or (mx - 1) in xs:  # a neighbour is I_PCM: nC >= 8
+                    parts.append(pattern + _NO_COEFF[True])
+                    mx += 1
+                    continue
+                stop = pcm_x
+                for x in near:
+                    if mx < x < stop:
+                        stop = x
+                parts.append((pattern + _NO_COEFF[False]) * (stop - mx))
+                mx = stop
+            if pcm_x == cols:
+                break
+            bits += "".join(parts) + _PCM_IN_I
+            parts.clear()
+            bits += "0" * (-len(bits) % 8)  # pcm_alignment_zero_bit
+            out += _bits_to_bytes(bits)
+            bits = ""
+            out += pcm[(pcm_x, my)]
+            mx = pcm_x + 1
+    bits += "".join(parts) + "1"  # rbsp_stop_one_bit
+    bits += "0" * (-len(bits) % 8)
+    out += _bits_to_bytes(bits)
+    pictures = [nal_unit(3, 5, bytes(out))]
+    for index, changed in enumerate(updates, start=1):
+        w = BitWriter()
+        params.slice_header(w, idr=False, frame_num=index)
+        last = -1
+        for (mx, my), payload in sorted(changed.items(), key=lambda item: item[0][::-1]):
+            address = my * cols + mx
+            w.ue(address - last - 1)  # mb_skip_run
+            w.ue(30)  # I_PCM in a P slice
+            w.align_zero()
+            w.raw(payload)
+            last = address
+        if last < cols * rows - 1:
+            w.ue(cols * rows - 1 - last)
+        pictures.append(nal_unit(2, 1, w.trailing_bits()))
+    return params.sps(), params.pps(), pictures

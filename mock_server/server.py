@@ -1,47 +1,73 @@
-"""Serving the mock in the foreground (``mmgen mock``, ``python -m mock_server``)."""
+"""Serving the mock: its API origin and its CDN origin, through :mod:`mmgen.serving`.
+
+- :class:`MockServers` serves both origins in background threads (tests, benchmarks, any
+  program embedding the mock): ``with MockServers(config) as mock: mock.url, mock.cdn_url``.
+- :func:`serve` serves them in the foreground until Ctrl-C (``mmgen mock``,
+  ``python -m mock_server``): the API on the calling thread, the CDN origin on a thread.
+
+The CDN origin (:func:`mock_server.downloads.cdn_app`) serves only the video downloads, on a port
+of its own, like MiniMax's download host; the API app then builds download URLs on it. Serve the
+API app alone (``create_app``) and downloads stay on the API origin under ``/cdn/``.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import importlib
-import socket
 from collections.abc import Callable
 
-import uvicorn
-
-from mmgen.errors import UsageError
-from mock_server.app import create_app
+from mmgen.serving import ServerThread, serve_forever
+from mock_server.app import MockApi, create_app
+from mock_server.clock import Clock
 from mock_server.config import MockConfig
+from mock_server.downloads import cdn_app
 
 
-def bind(host: str, port: int) -> socket.socket:
-    """A listening TCP socket on host:port (port 0: any free port); UsageError if impossible."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
-    except socket.gaierror as err:
-        raise UsageError(f"cannot listen on {host}:{port}: {err.strerror}") from None
-    family, kind, proto, _, address = infos[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(2048)
-    except OSError as err:
-        sock.close()
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {err.strerror or err}",
-            hint="choose another --port, or 0 for any free port",
-        ) from None
-    sock.setblocking(False)
-    return sock
+class MockServers:
+    """The mock's API and CDN origins, each served by a :class:`mmgen.serving.ServerThread`.
 
+    ``cdn_port=None`` serves the API origin only (downloads under its ``/cdn/`` path).
+    """
 
-def base_url(sock: socket.socket) -> str:
-    """``http://HOST:PORT`` of a bound socket (IPv6 hosts in brackets)."""
-    host, port = sock.getsockname()[:2]
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{port}"
+    def __init__(
+        self,
+        config: MockConfig | None = None,
+        *,
+        clock: Clock | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        cdn_port: int | None = 0,
+    ) -> None:
+        self.app = create_app(config, clock=clock)
+        self.api: MockApi = self.app.state.mock
+        self._cdn = (
+            ServerThread(cdn_app(self.api), host, cdn_port, lifespan="off", name="mock-cdn")
+            if cdn_port is not None
+            else None
+        )
+        self._server = ServerThread(self.app, host, port, lifespan="on", name="mock-api")
+        self.url = self._server.url
+        self.cdn_url = self._cdn.url if self._cdn is not None else None
+        self.api.cdn_base_url = self.cdn_url
+
+    def start(self) -> MockServers:
+        if self._cdn is not None:
+            self._cdn.start()
+        try:
+            self._server.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        if self._cdn is not None:
+            self._cdn.stop()
+
+    def __enter__(self) -> MockServers:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
 
 def serve(
@@ -49,48 +75,28 @@ def serve(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
+    cdn_port: int | None = 0,
     on_ready: Callable[[str], None] | None = None,
     log_level: str = "info",
     access_log: bool = True,
 ) -> None:
-    """Serve the mock under uvicorn until interrupted (Ctrl-C ends it with KeyboardInterrupt).
+    """Serve the mock in the foreground until interrupted (Ctrl-C: KeyboardInterrupt).
 
-    ``on_ready`` receives the base URL once the server listens (the caller prints it: nothing
-    here writes to the terminal except uvicorn's own logs).
+    The CDN origin listens on ``host:cdn_port`` (0: any free port; None: no CDN origin, downloads
+    on the API origin). ``on_ready`` receives the API's base URL once it listens (the caller
+    prints it: nothing here writes to the terminal except uvicorn's own logs).
     """
-    sock = bind(host, port)
-    url = base_url(sock)
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(config),
-            log_level=log_level,
-            access_log=access_log,
-            ws="none",
-            lifespan="on",
-            timeout_graceful_shutdown=2,
+    app = create_app(config)
+    api: MockApi = app.state.mock
+    cdn: ServerThread | None = None
+    if cdn_port is not None:
+        cdn = ServerThread(cdn_app(api), host, cdn_port, lifespan="off", name="mock-cdn")
+        api.cdn_base_url = cdn.url
+        cdn.start()
+    try:
+        serve_forever(
+            app, host, port, on_ready=on_ready, log_level=log_level, access_log=access_log
         )
-    )
-
-    async def run() -> None:
-        serving = asyncio.ensure_future(server.serve(sockets=[sock]))
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.01)
-        if server.started and on_ready is not None:
-            on_ready(url)
-        await serving
-
-    try:
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(run())
     finally:
-        sock.close()
-
-
-def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when installed (uvicorn[standard] brings it: ~1.5x the requests/s)."""
-    try:
-        uvloop = importlib.import_module("uvloop")  # optional: not a dependency of mmgen
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
+        if cdn is not None:
+            cdn.stop()

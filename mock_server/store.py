@@ -1,15 +1,20 @@
 """The mock's memory: tasks, files, counters and the request log, and their inspection views.
 
-Everything here lives in one event loop (the server's) and is reset by ``POST /_mock/reset``.
-Views never echo multi-megabyte values: strings longer than :data:`CLIP_AT` characters (data URLs)
-are shortened, with their length and sha256; each task also keeps the sha256 of its whole body.
+Everything here lives in one event loop (the API server's; the CDN origin, when served on its own
+thread, hands its bookkeeping to that loop). ``POST /_mock/reset`` forgets the tasks, the counters
+and the request log and re-seeds the fault streams, but never the ids: task and file ids only
+grow, within a process and (with a ``state_dir``) across restarts. Views never echo
+multi-megabyte values: strings longer than :data:`CLIP_AT` characters (data URLs) are shortened,
+with their length and sha256; each task also keeps the sha256 of its whole body.
 """
 
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections import Counter, deque
+from collections.abc import Iterable
 from typing import Any
 
 from mock_server.config import MockConfig
@@ -32,6 +37,7 @@ COUNTERS = (
     "challenges_ok",
     "challenges_failed",
     "challenges_skipped",
+    "downloads_with_authorization",
     "callbacks_sent",
     "callbacks_delivered",
     "callbacks_failed",
@@ -60,17 +66,20 @@ class MockStore:
     def __init__(self, config: MockConfig, seed: int) -> None:
         self.config = config
         self.seed = seed
+        self.task_ids = IdSource(random.Random(f"{seed}:task_ids"), 100_000_000_000_000)
+        self.file_ids = IdSource(random.Random(f"{seed}:file_ids"), 170_000_000_000_000)
+        self.stats: Counter[str] = Counter()
         self.reset()
 
     def reset(self) -> None:
+        """Forget tasks, counters and the log; re-seed the fault streams; keep the ids going."""
         self.tasks: dict[str, Task] = {}
         self.files: dict[str, Task] = {}
-        self.stats: Counter[str] = Counter()
+        self.stats.clear()  # the same Counter: the callback dispatcher holds it too
+        self.challenge_latencies: deque[float] = deque(maxlen=REQUEST_LOG_SIZE * 10)
         self.requests: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.dice = Dice(self.seed)
         self.next_seq = 0
-        self.task_ids = IdSource(random.Random(f"{self.seed}:task_ids"), 100_000_000_000_000)
-        self.file_ids = IdSource(random.Random(f"{self.seed}:file_ids"), 170_000_000_000_000)
         rpm = self.config.faults.rate_limit.rpm
         self.rpm = RpmBudget(rpm) if rpm is not None else None
         self._interned: dict[str, str] = {}
@@ -83,6 +92,14 @@ class MockStore:
         self.tasks[task.task_id] = task
         self.files[task.file_id] = task
         self.stats["created"] += 1
+
+    def restore(self, task: Task) -> None:
+        """A task loaded from saved state: known again, its ids never handed out again."""
+        self.tasks[task.task_id] = task
+        self.files[task.file_id] = task
+        self.task_ids.at_least(int(task.task_id))
+        self.file_ids.at_least(int(task.file_id))
+        self.next_seq = max(self.next_seq, task.seq + 1)
 
     def log(self, entry: dict[str, Any]) -> None:
         self.requests.append(entry)
@@ -104,6 +121,7 @@ class MockStore:
                 groups[group][name] = count
         view.update(groups)
         view["callbacks_pending"] = 0
+        view["challenge_latency_ms"] = latency_summary(self.challenge_latencies)
         return view
 
     def task_view(self, task: Task, now: float) -> dict[str, Any]:
@@ -139,10 +157,19 @@ class MockStore:
             "queries": task.queries,
             "retrieves": task.retrieves,
             "downloads": task.downloads,
+            "download_log": task.download_log,
             "trace_id": task.trace_id,
-            "owner": _mask(task.owner),
+            "owner": task.owner,
         }
 
 
-def _mask(key: str) -> str:
-    return key[:4] + "…" if len(key) > 8 else "…"
+def latency_summary(values: Iterable[float]) -> dict[str, float | None]:
+    """p50, p99 and max of latencies in ms (nearest rank); None each when there are none."""
+    ordered = sorted(values)
+    if not ordered:
+        return {"p50": None, "p99": None, "max": None}
+
+    def rank(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+    return {"p50": rank(0.5), "p99": rank(0.99), "max": ordered[-1]}

@@ -11,6 +11,8 @@ task to any point of its life.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,11 @@ def base_resp(code: int, message: str) -> dict[str, Any]:
     return {"status_code": code, "status_msg": message}
 
 
+def owner_of(key: str) -> str:
+    """Who owns a task: a digest of the caller's API key (the key itself is never kept)."""
+    return hashlib.sha256(f"mmgen-mock-owner:{key}".encode()).hexdigest()[:24]
+
+
 @dataclass
 class CallbackEvent:
     """One planned status-update callback."""
@@ -58,7 +65,7 @@ class Task:
     seq: int
     task_id: str
     file_id: str
-    owner: str
+    owner: str  # owner_of(the caller's key)
     created_at: float
     request: dict[str, Any]
     request_sha256: str
@@ -78,6 +85,7 @@ class Task:
     challenge_fault: str | None = None  # reject, malformed or skip
     callback_plan: list[CallbackEvent] = field(default_factory=list)
     deliveries: list[dict[str, Any]] = field(default_factory=list)
+    download_log: list[dict[str, Any]] = field(default_factory=list)
     queries: int = 0
     retrieves: int = 0
     downloads: int = 0
@@ -117,6 +125,25 @@ class Task:
                 seen.append({"status": status, "at": at})
         return seen
 
+    def to_record(self, subject_ref: str | None) -> dict[str, Any]:
+        """What :mod:`mock_server.persistence` keeps of the task (not its counters or journal);
+        the subject image is kept apart (``subject_ref``), once for all tasks that share it."""
+        record = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in _NOT_SAVED
+        }
+        record["video"] = {**dataclasses.asdict(self.video), "subject": subject_ref}
+        record["callback_plan"] = [dataclasses.asdict(e) for e in self.callback_plan]
+        return record
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any], subject: str | None) -> Task:
+        data = {k: v for k, v in record.items() if k not in _NOT_SAVED}
+        data["video"] = VideoSpec(**{**record["video"], "subject": subject})
+        data["callback_plan"] = [CallbackEvent(**e) for e in record["callback_plan"]]
+        return cls(**data)
+
     def succeeded(self, now: float) -> bool:
         return self.status_at(now) == SUCCESS
 
@@ -136,6 +163,9 @@ class Task:
             else dict(OK_RESP)
         )
         return body
+
+
+_NOT_SAVED = frozenset({"deliveries", "download_log", "queries", "retrieves", "downloads"})
 
 
 def plan_task(

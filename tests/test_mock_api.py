@@ -68,7 +68,7 @@ def test_seed_request_end_to_end(mock_api):
         assert seen[0] in ("Preparing", "Queueing", "Processing")
         assert seen[-1] == "Success"
         assert done["file_id"].isdigit() and isinstance(done["file_id"], str)
-        assert (done["video_width"], done["video_height"]) == (320, 180)
+        assert (done["video_width"], done["video_height"]) == (1280, 720)  # S2V-01: 720P
 
         retrieved = c.get("/v1/files/retrieve", params={"file_id": done["file_id"]})
         assert retrieved.headers["Trace-Id"]
@@ -82,11 +82,11 @@ def test_seed_request_end_to_end(mock_api):
     video = httpx.get(file["download_url"], trust_env=False, verify=False, timeout=10)
     assert video.status_code == 200
     assert video.headers["Trace-Id"]
-    assert len(video.content) == file["bytes"]
+    assert file["bytes"] == 0  # as the real API answers: never rely on it
     with av.open(io.BytesIO(video.content), mode="r") as container:
         frames = list(container.decode(video=0))
     assert len(frames) == 60
-    assert (frames[0].width, frames[0].height) == (320, 180)
+    assert (frames[0].width, frames[0].height) == (1280, 720)
 
     stats = mock_api.stats()
     assert stats["created"] == 1

@@ -107,9 +107,11 @@ def test_challenge_echo_then_processing_and_success(mock_api, receiver):
     assert success["status"] == "success"
     assert success["task_id"] == task_id
     assert success["file_id"].isdigit()
-    assert (success["video_width"], success["video_height"]) == (320, 180)
+    assert (success["video_width"], success["video_height"]) == (1280, 720)
     stats = finished(mock_api)
     assert stats["challenges_ok"] == 1
+    latency = stats["challenge_latency_ms"]
+    assert 0 < latency["p50"] <= latency["p99"] <= latency["max"]
     assert stats["callbacks_sent"] == stats["callbacks_delivered"] == 2
     journal = mock_api.task(task_id)["callbacks"]
     assert [(d["kind"], d["status"], d["result"]) for d in journal] == [
@@ -118,6 +120,9 @@ def test_challenge_echo_then_processing_and_success(mock_api, receiver):
         ("update", "success", "ok"),
     ]
     assert all(d["http_status"] == 200 for d in journal)
+    assert journal[0]["ok"] is True and journal[0]["latency_ms"] > 0
+    (logged,) = mock_api.requests()
+    assert logged["challenge"]["ok"] is True
 
 
 def test_failed_task_is_reported_as_failed(start_mock, receiver):
@@ -129,27 +134,91 @@ def test_failed_task_is_reported_as_failed(start_mock, receiver):
     assert [u["status"] for u in hook.updates() or hook.wait(3)[1:]] == ["processing", "failed"]
 
 
+def refused_create(base_url: str, callback_url: str) -> dict[str, Any]:
+    response = httpx.post(
+        base_url + "/v1/video_generation",
+        json={**SEED_BODY, "callback_url": callback_url},
+        headers={"Authorization": "Bearer k"},
+        trust_env=False,
+        verify=False,
+        timeout=10,
+    )
+    assert response.status_code == 200
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def assert_refused_without_a_task(mock: Any, body: dict[str, Any], result: str) -> None:
+    """The create answered 2013 'fail to check callback url'; nothing exists."""
+    assert body["base_resp"] == {
+        "status_code": 2013,
+        "status_msg": "invalid params, fail to check callback url",
+    }
+    assert body["task_id"] == ""
+    assert mock.tasks() == []
+    stats = mock.stats()
+    assert stats["created"] == 0
+    assert stats["rejected"] == 1
+    assert stats["challenges_failed"] == 1
+    assert stats["challenge_latency_ms"]["max"] is not None
+    (logged,) = mock.requests()
+    assert logged["code"] == 2013
+    assert logged["challenge"]["ok"] is False
+    assert logged["challenge"]["result"].startswith(result)
+
+
 @pytest.mark.parametrize(
     ("echo", "result"), [("wrong", "wrong echo"), ("slow", "timeout")], ids=["wrong", "slow"]
 )
-def test_failed_handshake_means_no_updates(start_mock, receiver, echo, result):
+def test_failed_check_refuses_the_create(start_mock, receiver, echo, result):
     mock = start_mock(MockConfig(generation_seconds=0.05, challenge_timeout=0.3))
+    hook, url = receiver(echo=echo, slow_seconds=0.6)
+    body = refused_create(mock.base_url, url)
+    assert_refused_without_a_task(mock, body, result)
+    assert hook.updates() == []
+    assert len(hook.received) == 1  # the challenge, and nothing after it
+
+
+def test_unreachable_receiver_refuses_the_create(mock_api):
+    body = refused_create(mock_api.base_url, "http://127.0.0.1:9/hook")  # discard port: refused
+    assert_refused_without_a_task(mock_api, body, "error: ConnectError")
+
+
+def test_refused_creates_use_no_ids(start_mock, receiver):
+    """A refused create consumes no id: the next accepted task gets the id a mock that never
+    saw the refusal gives its first task (same seed)."""
+    _bad, bad_url = receiver(echo="wrong")
+    _good, good_url = receiver()
+    refusing = start_mock(MockConfig(seed=11))
+    assert refused_create(refusing.base_url, bad_url)["base_resp"]["status_code"] == 2013
+    first = create(refusing.base_url, good_url)
+    fresh = start_mock(MockConfig(seed=11))
+    assert create(fresh.base_url, good_url) == first
+
+
+@pytest.mark.parametrize(
+    ("echo", "result"), [("wrong", "wrong echo"), ("slow", "timeout")], ids=["wrong", "slow"]
+)
+def test_async_mode_failed_handshake_means_no_updates(start_mock, receiver, echo, result):
+    config = MockConfig(generation_seconds=0.05, challenge_timeout=0.3, challenge_mode="async")
+    mock = start_mock(config)
     hook, url = receiver(echo=echo, slow_seconds=0.6)
     task_id = create(mock.base_url, url)
     stats = finished(mock)
     assert stats["challenges_failed"] == 1
     assert stats["callbacks_sent"] == 0
-    time.sleep(0.1)
     assert hook.updates() == []
     (entry,) = mock.task(task_id)["callbacks"]
     assert entry["kind"] == "challenge"
     assert entry["result"] == result
+    assert entry["ok"] is False
 
 
-def test_unreachable_receiver_is_journaled(mock_api, serve_app):
-    task_id = create(mock_api.base_url, "http://127.0.0.1:9/hook")  # discard port: refused
-    finished(mock_api)
-    (entry,) = mock_api.task(task_id)["callbacks"]
+def test_async_mode_unreachable_receiver_is_journaled(start_mock):
+    mock = start_mock(MockConfig(generation_seconds=0.05, challenge_mode="async"))
+    task_id = create(mock.base_url, "http://127.0.0.1:9/hook")  # discard port: refused
+    finished(mock)
+    (entry,) = mock.task(task_id)["callbacks"]
     assert entry["result"].startswith("error: ConnectError")
 
 
@@ -171,16 +240,46 @@ def test_update_errors_are_retried_when_configured(start_mock, receiver):
     ]
 
 
-def test_deliveries_never_block_the_api(start_mock, receiver):
-    mock = start_mock(MockConfig(generation_seconds=0.1, challenge_timeout=1))
-    hook, url = receiver(echo="slow", slow_seconds=0.5)
-    started = time.monotonic()
-    create(mock.base_url, url)
-    create(mock.base_url, url)
-    assert mock.stats()["created"] == 2
-    assert time.monotonic() - started < 0.45
-    hook.wait(2)  # both challenges are being answered, slowly
+def test_async_mode_answers_creates_before_the_check(start_mock, serve_app):
+    """In async mode the create never waits for the receiver: both creates are answered while
+    the receiver still holds both challenges."""
+    release = threading.Event()
+    held: list[str] = []
+
+    async def hook(request: Request) -> Response:
+        body = await request.json()
+        held.append(body["challenge"])
+        await asyncio.to_thread(release.wait, 10)
+        return JSONResponse({"challenge": body["challenge"]})
+
+    url = serve_app(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) + "/hook"
+    mock = start_mock(MockConfig(generation_seconds=0.1, challenge_mode="async"))
+    try:
+        create(mock.base_url, url)
+        create(mock.base_url, url)
+        assert mock.stats()["created"] == 2
+        assert mock.stats()["challenges_ok"] == 0
+    finally:
+        release.set()
     assert mock.wait_for(lambda s: s["challenges_ok"] == 2)
+
+
+def test_sync_mode_answers_the_create_after_the_check(start_mock, serve_app):
+    """In sync mode (the default) the create is answered only once the receiver has echoed."""
+    echoed = threading.Event()
+
+    async def hook(request: Request) -> Response:
+        body = await request.json()
+        if "challenge" in body:
+            echoed.set()
+        return JSONResponse({"challenge": body.get("challenge")})
+
+    url = serve_app(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) + "/hook"
+    mock = start_mock(MockConfig(generation_seconds=60))
+    create(mock.base_url, url)
+    assert echoed.is_set()
+    stats = mock.stats()
+    assert stats["challenges_ok"] == 1 and stats["created"] == 1
 
 
 def faulty(**callbacks: Any) -> MockConfig:
@@ -243,8 +342,8 @@ def test_delayed_updates(start_mock, receiver, manual_clock):
     assert [p["due"] - mock.task(task_id)["created_at"] for p in plan] == pytest.approx([7, 14])
 
 
-@pytest.mark.parametrize("mode", ["reject", "malformed", "skip"])
-def test_challenge_faults(start_mock, receiver, mode):
+@pytest.mark.parametrize("mode", ["reject", "malformed"])
+def test_challenge_faults_refuse_the_create(start_mock, receiver, mode):
     mock = start_mock(
         MockConfig(
             generation_seconds=0.05,
@@ -252,9 +351,31 @@ def test_challenge_faults(start_mock, receiver, mode):
         )
     )
     hook, url = receiver()
+    body = refused_create(mock.base_url, url)
+    assert_refused_without_a_task(mock, body, "rejected" if mode == "reject" else mode)
+    assert mock.requests()[0]["fault"] == "challenge"
+    assert mock.stats()["faults"] == {"challenge": 1}
+    assert hook.updates() == []
+    if mode == "malformed":
+        assert hook.received == [{}]
+
+
+@pytest.mark.parametrize("challenge_mode", ["sync", "async"])
+@pytest.mark.parametrize("mode", ["reject", "malformed", "skip"])
+def test_challenge_faults(start_mock, receiver, mode, challenge_mode):
+    mock = start_mock(
+        MockConfig(
+            generation_seconds=0.05,
+            challenge_mode=challenge_mode,
+            faults=Faults(challenge=ChallengeFaults(probability=1, mode=mode)),
+        )
+    )
+    hook, url = receiver()
+    if mode != "skip" and challenge_mode == "sync":
+        assert refused_create(mock.base_url, url)["base_resp"]["status_code"] == 2013
+        return
     task_id = create(mock.base_url, url)
     stats = finished(mock)
-    time.sleep(0.05)
     journal = mock.task(task_id)["callbacks"]
     assert journal[0]["kind"] == "challenge"
     assert journal[0]["fault"] == mode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -20,6 +21,7 @@ from mock_server.config import (
     ServerErrorFaults,
     TaskFaults,
 )
+from mock_server.responses import CHUNK
 
 SEED_BODY = {
     "model": "S2V-01",
@@ -47,7 +49,9 @@ def query(c: httpx.Client, task_id: str) -> dict[str, Any]:
 
 
 def with_faults(generation_seconds: float = 0, **faults: Any) -> MockConfig:
-    return MockConfig(generation_seconds=generation_seconds, faults=Faults(**faults))
+    return MockConfig(
+        generation_seconds=generation_seconds, report_file_bytes=True, faults=Faults(**faults)
+    )
 
 
 # --- rate limits ---------------------------------------------------------------------------
@@ -90,6 +94,25 @@ def test_rpm_budget_on_the_clock(start_mock, manual_clock):
     assert stats["created"] == 4
     assert stats["faults"] == {"rpm_budget": 3}
     assert stats["errors"] == {"1002": 3}
+
+
+def test_rpm_budget_counts_refused_creates_but_not_1002s(start_mock, manual_clock):
+    """As documented in schemas/mock_config.json: every authenticated request counts, also one
+    refused afterwards (here 2013 and 1026); a request refused with 1002 itself does not."""
+    config = with_faults(
+        rate_limit=RateLimitFaults(rpm=3), sensitive=SensitiveFaults(input_words=["forbidden"])
+    )
+    mock = start_mock(config, clock=manual_clock)
+    with client(mock) as c:
+        invalid = c.post("/v1/video_generation", json={"model": "S2V-01"})
+        sensitive = create(c, prompt="forbidden")
+        assert [code_of(invalid), code_of(sensitive)] == [2013, 1026]
+        assert code_of(create(c)) == 0  # the third request of the minute
+        assert [code_of(create(c)) for _ in range(3)] == [1002, 1002, 1002]
+        manual_clock.advance(60)  # the 1002s used nothing: a whole budget again
+        assert [code_of(create(c)) for _ in range(4)] == [0, 0, 0, 1002]
+        no_key = c.post("/v1/video_generation", json=SEED_BODY, headers={"Authorization": ""})
+        assert code_of(no_key) == 1004  # not authenticated: not counted either
 
 
 # --- transport faults ----------------------------------------------------------------------
@@ -283,7 +306,7 @@ def test_slow_downloads(start_mock):
         body = c.get(url).content
         elapsed = time.monotonic() - started
     assert len(body) == size
-    assert elapsed >= (size - 16384) / 300_000 * 0.9
+    assert elapsed >= (size - CHUNK) / 300_000 * 0.9  # the first chunk goes out at once
     assert mock.stats()["downloads_completed"] == 1
 
 
@@ -390,12 +413,30 @@ def test_task_fates_do_not_depend_on_interleaved_queries(start_mock):
     assert len(fates[0]) > 5
 
 
-def test_reset_replays_the_same_seeded_run(start_mock):
+def without_ids(outcome: list[Any], ids: list[str]) -> str:
+    text = json.dumps(outcome)
+    for index, task_id in enumerate(ids):
+        text = text.replace(task_id, f"<task {index}>")
+    return text
+
+
+def test_reset_replays_the_same_seeded_run_with_new_ids(start_mock):
     from mock_server import ManualClock
 
     clock = ManualClock()
     mock = start_mock(config_from_dict({**CHAOS, "seed": 5}), clock=clock)
     first = scenario(mock, clock, extra_queries=False)
+    first_ids = [t["task_id"] for t in mock.tasks()]
+    first_files = [t["file_id"] for t in mock.tasks() if t["file_id"]]
     mock.reset()
     clock.set(clock() - 3600)
-    assert scenario(mock, clock, extra_queries=False) == first
+    second = scenario(mock, clock, extra_queries=False)
+    second_ids = [t["task_id"] for t in mock.tasks()]
+    second_files = [t["file_id"] for t in mock.tasks() if t["file_id"]]
+    # the same seeded faults and fates, but ids are never handed out twice
+    assert not set(first_ids) & set(second_ids)
+    assert not set(first_files) & set(second_files)
+    assert min(second_ids) > max(first_ids)
+    assert without_ids(second, second_ids + second_files) == without_ids(
+        first, first_ids + first_files
+    )

@@ -11,8 +11,17 @@ import av
 import pytest
 from PIL import Image
 
-from mock_server.h264 import BitWriter, YuvFrame, encode_h264, mp4_file
-from mock_server.video import VideoCache, VideoSpec, render_frames, render_video, rgb_to_yuv420
+from mock_server.h264 import MB, BitWriter, YuvFrame, encode_h264, mp4_file
+from mock_server.responses import VideoFile
+from mock_server.video import (
+    VideoCache,
+    VideoSpec,
+    card_layout,
+    render_card,
+    render_video,
+    requested_geometry,
+    rgb_to_yuv420,
+)
 
 
 def decode(data: bytes) -> list[av.VideoFrame]:
@@ -77,30 +86,90 @@ def test_exp_golomb_codes():
     assert w.trailing_bits() == bytes([0b10100110, 0b01000001, 0b00001110])
 
 
-def test_default_video_is_small_playable_and_shows_the_job():
+def crop_plane(data: bytes, width: int, box: tuple[int, int, int, int]) -> bytes:
+    x0, y0, x1, y1 = box
+    return b"".join(data[y * width + x0 : y * width + x1] for y in range(y0, y1))
+
+
+def test_default_video_is_real_size_small_playable_and_shows_the_job():
     spec = VideoSpec(prompt="A girl runs toward the camera.", model="S2V-01", subject=None)
     data = render_video(spec)
     assert data[4:8] == b"ftyp"
-    assert len(data) < 300_000
+    assert len(data) < 300_000  # 1280x720 frames, yet small
     with av.open(io.BytesIO(data), mode="r") as container:
         stream = container.streams.video[0]
         assert stream.codec_context.name == "h264"
-        assert (stream.width, stream.height) == (320, 180)
+        assert (stream.width, stream.height) == (1280, 720)
         assert container.duration is not None
         assert abs(container.duration / 1_000_000 - 6.0) < 0.01
         frames = list(container.decode(video=0))
     assert len(frames) == 60
-    expected = [rgb_to_yuv420(f) for f in render_frames(spec)]
-    assert plane(frames[0], 0) == expected[0].y
-    assert plane(frames[-1], 0) == expected[-1].y
+    layout = card_layout(1280, 720)
+    card, _full, _bar = render_card(spec, layout)
+    want = rgb_to_yuv420(card)
+    x0, y0 = layout.x * MB, layout.y * MB
+    box = (x0, y0, x0 + card.width, y0 + layout.bar_row * MB)
+    inside = (0, 0, card.width, layout.bar_row * MB)
+    for frame in (frames[0], frames[-1]):  # the card, sample for sample (lossless)
+        assert crop_plane(plane(frame, 0), 1280, box) == crop_plane(want.y, card.width, inside)
+    background = plane(frames[0], 0)[:1280]  # the top row: flat background
+    assert len(set(background)) == 1 and background[0] == want.y[0]
     assert plane(frames[0], 0) != plane(frames[-1], 0)  # the progress bar moved
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"model": "S2V-01"}, (1280, 720, 6)),
+        ({"model": "S2V-01", "resolution": "1080P", "duration": 6}, (1920, 1080, 6)),
+        ({"model": "video-01"}, (1280, 720, 6)),
+        ({"model": "T2V-01", "duration": 10}, (1280, 720, 10)),
+        ({"model": "MiniMax-Hailuo-2.3"}, (1366, 768, 6)),
+        ({"model": "MiniMax-Hailuo-02", "resolution": "768P", "duration": 10}, (1366, 768, 10)),
+        ({"model": "MiniMax-Hailuo-02", "resolution": "512P"}, (912, 512, 6)),
+        ({"model": "MiniMax-Hailuo-02", "resolution": "1080P"}, (1920, 1080, 6)),
+        ({"model": "I2V-01", "duration": 7}, (1280, 720, 6)),
+    ],
+)
+def test_geometry_follows_resolution_and_duration(body, expected):
+    assert requested_geometry(body) == expected
+
+
+@pytest.mark.parametrize(("width", "height", "seconds"), [(1920, 1080, 6), (1366, 768, 10)])
+def test_large_videos_decode_at_their_real_size(width, height, seconds):
+    spec = VideoSpec("x", "MiniMax-Hailuo-02", None, width=width, height=height, seconds=seconds)
+    data = render_video(spec)
+    with av.open(io.BytesIO(data), mode="r") as container:
+        frames = list(container.decode(video=0))
+        duration = container.duration
+    assert {(f.width, f.height) for f in frames} == {(width, height)}
+    assert len(frames) == 10 * seconds
+    assert duration is not None and abs(duration / 1_000_000 - seconds) < 0.01
+
+
+def test_padded_file_still_decodes_and_is_never_materialised():
+    spec = VideoSpec(prompt="pad", model="S2V-01", subject=None, width=320, height=180, fps=2)
+    video = render_video(spec)
+    padded = VideoFile(video, min_bytes=3_000_000)
+    assert padded.size == 3_000_000
+    assert len(padded.head) < len(video) + 64  # the padding exists only as a length
+    data = b"".join(padded.chunks(0, padded.size))
+    assert data[len(video) + 4 : len(video) + 8] == b"free"
+    with av.open(io.BytesIO(data), mode="r") as container:
+        frames = list(container.decode(video=0))
+    assert len(frames) == 12 and (frames[0].width, frames[0].height) == (320, 180)
+    assert b"".join(padded.chunks(100, 5000)) == data[100:5000]
+    assert VideoFile(video, min_bytes=0).size == len(video)
+    huge = VideoFile(video, min_bytes=5 * 2**32)  # past 4 GiB: a 64-bit box size
+    assert huge.size == 5 * 2**32
+    assert huge.head[len(video) : len(video) + 8] == b"\x00\x00\x00\x01free"
 
 
 def test_subject_data_url_is_drawn():
     buf = io.BytesIO()
     Image.new("RGB", (400, 600), (255, 0, 0)).save(buf, "PNG")
     subject = "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-    spec = VideoSpec(prompt="red", model="S2V-01", subject=subject, fps=2, seconds=1)
+    spec = VideoSpec("red", "S2V-01", subject, width=320, height=180, fps=2, seconds=1)
     first = decode(render_video(spec))[0].to_image()  # type: ignore[no-untyped-call]
     r, g, b = first.getpixel((40, 40))
     assert r > 200 and g < 60 and b < 60
