@@ -27,7 +27,7 @@ import httpx
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from mmgen.serving import ServerThread
-from mock_server.app import InjectedDisconnect
+from mock_server.responses import InjectedDisconnect
 
 T = TypeVar("T")
 

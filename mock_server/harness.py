@@ -30,12 +30,14 @@ from typing import Any
 
 import httpx
 from starlette.applications import Starlette
+from starlette.types import Receive, Scope, Send
 
 from mmgen.serving import ServerThread
 from mock_server.app import create_app
 from mock_server.asgi_bridge import AppSwitch, LoopBridge
 from mock_server.clock import Clock
 from mock_server.config import MockConfig, config_from_dict
+from mock_server.downloads import cdn_app
 
 __all__ = ["MinimaxMock", "MockService", "ShiftedClock", "merge_options"]
 
@@ -79,6 +81,10 @@ def merge_options(base: Mapping[str, Any], options: Mapping[str, Any]) -> dict[s
     return merged
 
 
+async def _no_app(scope: Scope, receive: Receive, send: Send) -> None:
+    raise RuntimeError("no mock app routed yet")
+
+
 class MockService:
     """The mock served in a thread, its app swappable per test (see the module docs)."""
 
@@ -88,24 +94,44 @@ class MockService:
         *,
         clock: Clock | None = None,
         host: str = "127.0.0.1",
+        cdn: bool = False,
     ) -> None:
         self.config = (config if config is not None else MockConfig()).validate()
         self.clock: Clock = clock if clock is not None else ShiftedClock()
-        self.default_app = create_app(self.config, clock=self.clock)
+        # The CDN origin (downloads), like `mmgen mock`: a second port whose app follows the
+        # mock's. Without it, download URLs stay on the API origin under /cdn/.
+        self.cdn_switch = AppSwitch(_no_app)
+        self.cdn_server = (
+            ServerThread(self.cdn_switch, host, 0, lifespan="off", name="minimax-mock-cdn")
+            if cdn
+            else None
+        )
+        self.cdn_url = self.cdn_server.url if self.cdn_server is not None else None
+        self._download_origin = self.cdn_url
+        self.default_app = self.new_app(self.config)
         self.switch = AppSwitch(self.default_app)
         self.server = ServerThread(self.switch, host, 0, name="minimax-mock")
         self.url = self.server.url
+        self._route(self.default_app)
         self._bridge: LoopBridge | None = None
 
     # --- life cycle -------------------------------------------------------------------------
 
     def start(self) -> MockService:
-        self.server.start()
+        if self.cdn_server is not None:
+            self.cdn_server.start()
+        try:
+            self.server.start()
+        except BaseException:
+            self.stop()
+            raise
         self._bridge = LoopBridge(self.server)
         return self
 
     def stop(self) -> None:
         self.server.stop()
+        if self.cdn_server is not None:
+            self.cdn_server.stop()
         self._bridge = None
 
     def __enter__(self) -> MockService:
@@ -126,6 +152,36 @@ class MockService:
         app: Starlette = self.switch.app  # type: ignore[assignment]
         return app
 
+    # --- apps and origins -------------------------------------------------------------------
+
+    def new_app(self, config: MockConfig) -> Starlette:
+        """A mock app on this service's clock, its download URLs on the download origin."""
+        app = create_app(config, clock=self.clock)
+        app.state.mock.cdn_base_url = self._download_origin
+        return app
+
+    @property
+    def download_origin(self) -> str | None:
+        """Where download URLs point: the CDN origin, another one (respx), or None (the API
+        origin's /cdn/ path)."""
+        return self._download_origin
+
+    @download_origin.setter
+    def download_origin(self, origin: str | None) -> None:
+        self._download_origin = origin
+        for app in {self.default_app, self.app}:
+            app.state.mock.cdn_base_url = origin
+
+    def _route(self, app: Starlette) -> None:
+        """Send the CDN origin's requests to ``app``'s files (the API switch is done on the
+        server's loop, with lifespans: :meth:`use`)."""
+        self.cdn_switch.app = cdn_app(app.state.mock)
+
+    def use(self, app: Starlette) -> None:
+        """Serve ``app`` from now on (the previous one is shut down: its callbacks stop)."""
+        self.bridge.run(self.switch.replace(app))
+        self._route(app)
+
     # --- per test ---------------------------------------------------------------------------
 
     def build_config(self, options: Mapping[str, Any], source: str = "options") -> MockConfig:
@@ -137,11 +193,7 @@ class MockService:
     ) -> MinimaxMock:
         """A test's mock: the default one reset (no options) or a fresh one with ``options``
         (MockConfigError, its message starting with ``source``, for a bad one)."""
-        if options:
-            app = create_app(self.build_config(options, source), clock=self.clock)
-        else:
-            app = self.default_app
-        self.bridge.run(self.switch.replace(app))
+        self.use(self.new_app(self.build_config(options, source)) if options else self.default_app)
         handle = MinimaxMock(self, dict(options or {}))
         handle.reset()
         return handle
@@ -149,7 +201,7 @@ class MockService:
     def restore(self) -> None:
         """Back to the default mock (a per-test one is shut down: its callbacks stop)."""
         if self._bridge is not None:
-            self.bridge.run(self.switch.replace(self.default_app))
+            self.use(self.default_app)
 
 
 class MinimaxMock:
@@ -175,6 +227,11 @@ class MinimaxMock:
     def base_url(self) -> str:
         """Same as :attr:`url`."""
         return self._service.url
+
+    @property
+    def cdn_url(self) -> str | None:
+        """The download origin (download URLs point there), when the mock serves one."""
+        return self._service.cdn_url
 
     @property
     def config(self) -> MockConfig:
@@ -244,8 +301,7 @@ class MinimaxMock:
     def configure(self, **options: Any) -> None:
         """Use these options (laid over this test's) from now on: the mock starts afresh."""
         self.options = merge_options(self.options, options)
-        app = create_app(self._service.build_config(self.options), clock=self.clock)
-        self._service.bridge.run(self._service.switch.replace(app))
+        self._service.use(self._service.new_app(self._service.build_config(self.options)))
 
     def advance(self, seconds: float, *, timeout: float | None = None) -> None:
         """Move the mock's clock ``seconds`` forward, without sleeping.

@@ -56,7 +56,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def _usage_failure(err: MockConfigError, label: str) -> BaseException:
     """A one-line test failure (no traceback) naming where the bad option came from."""
-    message = err.message.replace("(top level): ", f"{label}: ", 1)
+    message = err.message
+    if not message.startswith(label):
+        message = f"{label}: {message.removeprefix('(top level): ')}"
     return pytest.fail.Exception(message, pytrace=False)
 
 
@@ -76,7 +78,7 @@ def minimax_mock_service(minimax_mock_defaults: dict[str, Any]) -> Iterator[Mock
         )
     except MockConfigError as err:
         raise _usage_failure(err, label) from None
-    with MockService(config) as service:
+    with MockService(config, cdn=True) as service:
         yield service
 
 

@@ -1,7 +1,8 @@
 """respx routes that send MiniMax's real origins to the mock, in-process, with no socket.
 
-Code under test keeps its production base URL (``https://api.minimax.io``); httpx requests to it,
-and to the download URLs the mock hands out on that origin, are answered by the mock app. Needs
+Code under test keeps its production base URL (``https://api.minimax.io``); httpx requests to it
+are answered by the mock app, and those to the download URLs it hands out (on
+:data:`CDN_ORIGIN`) by the mock's download origin. Needs
 respx (imported here only: the rest of ``mock_server`` works without it).
 
 How a request reaches the mock: the mock app lives on its server thread's event loop (its state
@@ -21,16 +22,19 @@ anything to a loopback host pass through to the network; everything else fails a
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 import httpx
 import respx
+from starlette.types import ASGIApp
 
 from mock_server.callbacks import USER_AGENT
 from mock_server.harness import MinimaxMock
 
 #: The real API's origins (international and mainland China).
 MINIMAX_ORIGINS = ("https://api.minimax.io", "https://api.minimaxi.com")
+#: Where the routed mock's download URLs point (a reserved .test name: never a real host).
+CDN_ORIGIN = "https://video-cdn.minimax.test"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 _in_async_handler: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -51,31 +55,49 @@ class _Router(respx.MockRouter):
 
 class MinimaxRoutes:
     """Routes MiniMax origins to a :class:`MinimaxMock` while started (what ``minimax_respx``
-    returns): ``base_url``, ``origins``, ``router`` (its ``calls``), ``mock`` (the handle)."""
+    returns): ``base_url``, ``origins``, ``cdn_origin`` (of the download URLs), ``router``
+    (respx's, with its ``calls``) and ``mock`` (the handle)."""
 
-    def __init__(self, mock: MinimaxMock, origins: Sequence[str] = MINIMAX_ORIGINS) -> None:
+    def __init__(
+        self,
+        mock: MinimaxMock,
+        origins: Sequence[str] = MINIMAX_ORIGINS,
+        cdn_origin: str = CDN_ORIGIN,
+    ) -> None:
         self.mock = mock
         self.origins = tuple(o.rstrip("/") for o in origins)
         self.base_url = self.origins[0]
+        self.cdn_origin = cdn_origin.rstrip("/")
+        self._previous_download_origin: str | None = None
         self.router = _Router(assert_all_called=False, assert_all_mocked=True)
         self.router.route(headers={"user-agent": USER_AGENT}).pass_through()
         self.router.route(host__in=LOOPBACK_HOSTS).pass_through()
+        service = mock.service
         for origin in self.origins:
-            url = httpx.URL(origin)
-            self.router.route(scheme=url.scheme, host=url.host).mock(side_effect=self._forward)
+            self._forward(origin, lambda: service.switch)
+        self._forward(self.cdn_origin, lambda: service.cdn_switch)
 
-    def _forward(self, request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+    def _forward(self, origin: str, app_of: Callable[[], ASGIApp]) -> None:
         service = self.mock.service
-        if _in_async_handler.get():
-            return service.bridge.acall(service.switch, request)
-        return service.bridge.call(service.switch, request)
+
+        def forward(request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
+            if _in_async_handler.get():
+                return service.bridge.acall(app_of(), request)
+            return service.bridge.call(app_of(), request)
+
+        url = httpx.URL(origin)
+        self.router.route(scheme=url.scheme, host=url.host).mock(side_effect=forward)
 
     def start(self) -> MinimaxRoutes:
+        service = self.mock.service
+        self._previous_download_origin = service.download_origin
+        service.download_origin = self.cdn_origin
         self.router.start()
         return self
 
     def stop(self) -> None:
         self.router.stop(quiet=True)
+        self.mock.service.download_origin = self._previous_download_origin
 
     def __enter__(self) -> MinimaxRoutes:
         return self.start()

@@ -123,10 +123,11 @@ def test_a_fresh_pytest_finds_the_plugin_with_no_conftest(project: pytest.Pytest
                 done = status(http, task_id)
                 assert done["status"] == "Success"
                 url, video = download(http, done["file_id"])
-            assert url.startswith(minimax_mock.url)
+            assert url.startswith(minimax_mock.cdn_url + "/")  # the download origin
             assert video[4:8] == b"ftyp"
             stats = minimax_mock.stats()
             assert (stats["created"], stats["Success"], stats["downloads"]) == (1, 1, 1)
+            assert stats["downloads_with_authorization"] == 0
             assert [t["task_id"] for t in minimax_mock.tasks()] == [task_id]
             assert {r["endpoint"] for r in minimax_mock.requests()} == {
                 "create", "query", "retrieve", "download"
@@ -254,13 +255,13 @@ def test_a_bad_marker_is_one_clear_error(project: pytest.Pytester) -> None:
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         [
-            "@pytest.mark.minimax_mock: unknown key 'generation_secs' (known: api_key, *)",
-            "@pytest.mark.minimax_mock: invalid mock config: faults.rate_limit.probability: "
-            "must be between 0 and 1, not 2.0",
+            "@pytest.mark.minimax_mock: *'generation_secs'*",
+            "@pytest.mark.minimax_mock: faults.rate_limit.probability: *",
         ]
     )
-    assert "Traceback" not in result.stdout.str()
-    assert "During handling" not in result.stdout.str()
+    output = result.stdout.str()
+    assert "Traceback" not in output and "During handling" not in output
+    assert "minimax_mock: @pytest" not in output  # the origin is named once
 
 
 def test_callbacks_reach_a_receiver_and_follow_advance(project: pytest.Pytester) -> None:
@@ -334,7 +335,7 @@ def test_respx_routes_the_real_origins_for_sync_and_async_clients(
                 done = status(http, task_id)
                 assert done["status"] == "Success"
                 url, video = download(http, done["file_id"])
-            assert url.startswith("https://api.minimax.io/")
+            assert url.startswith(minimax_respx.cdn_origin + "/video/")
             assert video[4:8] == b"ftyp"
             assert minimax_mock.stats()["downloads"] == 1
             assert len(minimax_respx.router.calls) == 4
