@@ -189,6 +189,36 @@ def test_session_server_is_shared_reset_and_restored(
     result.assert_outcomes(passed=4)
 
 
+def test_suite_wide_defaults_come_from_a_fixture(project: pytest.Pytester) -> None:
+    project.makeconftest(
+        """
+        import pytest
+
+
+        @pytest.fixture(scope="session")
+        def minimax_mock_defaults():
+            return {"generation_seconds": 30, "api_key": None}
+        """
+    )
+    project.makepyfile(
+        test_defaults="""
+        import pytest
+
+
+        def test_defaults(minimax_mock):
+            assert minimax_mock.config.generation_seconds == 30
+            assert minimax_mock.config.api_key is None  # any key accepted
+
+
+        @pytest.mark.minimax_mock(generation_seconds=2)
+        def test_marker_over_defaults(minimax_mock):
+            assert minimax_mock.config.generation_seconds == 2
+            assert minimax_mock.config.api_key is None
+        """
+    )
+    project.runpytest().assert_outcomes(passed=2)
+
+
 def test_wrong_key_is_refused(project: pytest.Pytester) -> None:
     project.makepyfile(
         test_key="""
