@@ -362,9 +362,6 @@ class MinimaxMock:
                 raise AssertionError(f"mock stats never matched: {stats}")
             time.sleep(0.01)
 
-    def close(self) -> None:
-        """Nothing to release (kept for the suite's older MockHandle API)."""
-
 
 def _settled(tasks: list[dict[str, Any]], now: float, deadline: float, timeout: float) -> bool:
     """Whether the callbacks due by ``now`` were all attempted; TimeoutError past ``deadline``."""

@@ -260,9 +260,14 @@ def test_fault_on_create_and_a_retrying_client(project: pytest.Pytester) -> None
             with api() as http:
                 body = http.post("/v1/video_generation", json={"model": "S2V-01"}).json()
             assert body["base_resp"]["status_code"] == 1002
+
+
+        def test_and_the_next_test_has_no_faults(minimax_mock):
+            with api() as http:
+                assert create_with_retries(http, attempts=1)
         """
     )
-    project.runpytest().assert_outcomes(passed=2)
+    project.runpytest().assert_outcomes(passed=3)
 
 
 def test_a_bad_marker_is_one_clear_error(project: pytest.Pytester) -> None:
