@@ -14,9 +14,11 @@ pytest too::
 - :class:`MockService`: one :class:`~mmgen.serving.ServerThread` on 127.0.0.1, port 0, serving
   the mock through an :class:`~mock_server.asgi_bridge.AppSwitch`. ``activate(options)`` gives a
   test its mock: the default one, reset, when there are no options; otherwise a fresh mock with
-  the options laid over the defaults. ``restore()`` puts the default back.
-- :class:`MinimaxMock`: the handle a test gets: ``url``, ``api_key``, ``tasks()``, ``stats()``,
-  ``requests()``, ``configure(**options)``, ``advance(seconds)``, ``reset()``, ``wait_for()``.
+  the options laid over the defaults. ``restore()`` puts the default back. With ``cdn=True``
+  a second thread serves the download origin (download URLs point there), as ``mmgen mock``.
+- :class:`MinimaxMock`: the handle a test gets: ``url``, ``api_key``, ``cdn_url``, ``tasks()``,
+  ``stats()``, ``requests()``, ``configure(**options)``, ``advance(seconds)`` (``aadvance`` in
+  async tests), ``reset()``, ``wait_for()``.
   Inspection runs in-process on the server's loop, so it works whatever respx patches.
 """
 
