@@ -371,7 +371,8 @@ def _settled(tasks: list[dict[str, Any]], now: float, deadline: float, timeout: 
     if waiting and time.monotonic() > deadline:
         raise TimeoutError(
             f"callbacks due by now were not attempted within {timeout:g} s "
-            f"(tasks {', '.join(waiting)})"
+            f"(tasks {', '.join(waiting)}); if the receiver runs in this test's event loop, "
+            "use `await mock.aadvance(...)`"
         )
     return not waiting
 
