@@ -578,3 +578,38 @@ def test_options_merge_key_by_key() -> None:
         "faults": {"rate_limit": {"probability": 0.5, "rpm": 1}, "codes": [1]},
     }
     assert base["faults"]["rate_limit"]["rpm"] == 5  # not modified
+
+
+def test_advance_says_so_when_due_callbacks_are_not_attempted_in_time(serve_app) -> None:
+    import asyncio
+    import threading
+
+    from starlette.applications import Starlette
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from mock_server.harness import MockService
+
+    release = threading.Event()
+
+    async def stalling(request):
+        data = await request.json()
+        if "challenge" in data:
+            return JSONResponse({"challenge": data["challenge"]})
+        while not release.is_set():  # holds every update until the test lets go
+            await asyncio.sleep(0.01)
+        return JSONResponse({})
+
+    hook = serve_app(Starlette(routes=[Route("/hook", stalling, methods=["POST"])])) + "/hook"
+    with MockService() as service:
+        mock = service.activate({"generation_seconds": 10})
+        body = {"model": "MiniMax-Hailuo-02", "prompt": "x", "callback_url": hook}
+        with mock.client(headers={"Authorization": "Bearer k"}) as http:
+            task_id = http.post("/v1/video_generation", json=body).json()["task_id"]
+        try:
+            with pytest.raises(TimeoutError, match=f"tasks {task_id}.*aadvance"):
+                mock.advance(10, timeout=0.3)
+        finally:
+            release.set()
+        mock.settle_callbacks()
+        assert [d["result"] for d in mock.task(task_id)["callbacks"]] == ["ok", "ok", "ok"]
