@@ -2,11 +2,14 @@
 
 Generates 100 job files of 100 jobs each in a temp dir (defaults + jobs; a mix of models, a
 matrix, ${VAR} interpolation and one local image shared by many jobs), validates them and prints
-the time and the rate. Usage: ``python bench/bench_validate.py [JOBS]``.
+the time and the rate: a human line, then one JSON object as the last line
+(``{"bench": "validate", "files": ..., "jobs": ..., "seconds": ..., "jobs_per_second": ...}``).
+Usage: ``python bench/bench_validate.py [JOBS]``.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import tempfile
@@ -74,10 +77,19 @@ def main() -> None:
             print(problem)
         raise SystemExit(f"benchmark input is invalid: {len(result.problems)} problems")
     assert len(result.jobs) == count, len(result.jobs)
+    rate = len(result.jobs) / elapsed
     print(
         f"validate_paths: {len(result.files)} files, {len(result.jobs)} jobs in {elapsed:.2f} s "
-        f"({len(result.jobs) / elapsed:,.0f} jobs/s)"
+        f"({rate:,.0f} jobs/s)"
     )
+    figures = {
+        "bench": "validate",
+        "files": len(result.files),
+        "jobs": len(result.jobs),
+        "seconds": round(elapsed, 3),
+        "jobs_per_second": round(rate),
+    }
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

@@ -96,7 +96,7 @@ def load_local_image(path: Path, shown: str | None = None) -> str:
 
     ``shown`` is how messages name the file (default: ``path``), e.g. as written in a job file.
     """
-    name = str(path) if shown is None else shown
+    name = _short(str(path) if shown is None else shown)
     try:
         size = path.stat().st_size
         if not path.is_file():
@@ -104,10 +104,14 @@ def load_local_image(path: Path, shown: str | None = None) -> str:
         if size >= MAX_IMAGE_BYTES:
             raise ImageError(f"image is {_mb(size)}; it must be under 20 MB")
         data = path.read_bytes()
+    except ImageError:
+        raise
     except FileNotFoundError:
         raise ImageError(f"image file not found: {name}") from None
     except OSError as err:
         raise ImageError(f"cannot read image file {name}: {err.strerror or err}") from None
+    except ValueError:  # e.g. a NUL character, which no file name can hold
+        raise ImageError(f"not a usable file path: {name}") from None
     checked = check_image_bytes(data)
     return checked.data_url(data)
 

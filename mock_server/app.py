@@ -45,6 +45,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import os
 import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -125,7 +126,7 @@ class MockApi:
 
     # --- plumbing -------------------------------------------------------------------------
 
-    def _load_state(self, state_dir: str) -> None:
+    def _load_state(self, state_dir: str | os.PathLike[str]) -> None:
         self.journal = StateJournal(state_dir)
         saved = self.journal.load()
         self.store.task_ids.at_least(saved.task_id)

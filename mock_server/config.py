@@ -32,17 +32,19 @@ config files are validated against; the dataclasses below mirror it for typed ac
 
 from __future__ import annotations
 
-import json
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-from jsonschema.exceptions import ValidationError, best_match
-
-from mmgen.errors import UsageError
-from mmgen.schemas import validator
+from mmgen.errors import Problem, UsageError
+from mmgen.schemas import (
+    DocumentKind,
+    Positions,
+    load_document,
+    schema_problems,
+    strict_validator,
+)
 
 CONFIG_SCHEMA = "mock_config.json"
 ENDPOINTS = ("create", "query", "retrieve", "download")
@@ -50,7 +52,17 @@ API_ENDPOINTS = ("create", "query", "retrieve")
 
 
 class MockConfigError(UsageError):
-    """The mock's config file (or a value given for it) cannot be used."""
+    """The mock's config file (or a value given for it) cannot be used.
+
+    ``problems``: each problem of a config file, located (``str(problem)`` is
+    ``FILE:LINE:COL: FIELD: message``); the message joins them on one line.
+    """
+
+    def __init__(
+        self, message: str, *, hint: str | None = None, problems: list[Problem] | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.problems = problems or []
 
 
 @dataclass
@@ -255,71 +267,40 @@ class MockConfig:
     callback_retry_delay: float = 1.0
     callback_concurrency: int = 32
     report_file_bytes: bool = False
-    state_dir: str | None = None
+    state_dir: str | Path | None = None
     video: VideoOptions = field(default_factory=VideoOptions)
     faults: Faults = field(default_factory=Faults)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        if self.state_dir is not None:
+            data["state_dir"] = str(self.state_dir)
+        return data
 
     def validate(self) -> MockConfig:
         """Check this config against ``schemas/mock_config.json``; raises
-        :class:`MockConfigError` naming the first field at fault."""
-        problem = schema_problem(self.to_dict())
-        if problem is not None:
-            raise MockConfigError(f"invalid mock config: {problem}")
+        :class:`MockConfigError` naming every field at fault."""
+        problems = data_problems(self.to_dict())
+        if problems:
+            raise MockConfigError("invalid mock config: " + "; ".join(problems))
         return self
 
 
-def _where(error: ValidationError) -> str:
-    return ".".join(str(p) for p in error.absolute_path) or "(top level)"
-
-
-def _describe(error: ValidationError) -> str:
-    """One line naming the field and what is wrong with it (jsonschema's words, shortened)."""
-    where = _where(error)
-    schema = error.schema if isinstance(error.schema, dict) else {}
-    rule: Any = error.validator_value
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        known = set(schema.get("properties", {}))
-        unknown = sorted(str(k) for k in error.instance if k not in known)
-        return f"{where}: unknown key {unknown[0]!r} (known: {', '.join(sorted(known))})"
-    if error.validator == "required" and isinstance(error.instance, dict):
-        missing = [k for k in rule if k not in error.instance]
-        return f"{where}: missing required key {missing[0]!r}"
-    if error.validator == "enum":
-        choices = ", ".join(json.dumps(v) for v in rule)
-        return f"{where}: {json.dumps(error.instance)} is not one of {choices}"
-    if error.validator == "type":
-        wanted = _TYPES.get(str(rule), rule)
-        return f"{where}: expected {wanted}, got {json.dumps(error.instance)[:60]}"
-    return f"{where}: {error.message}"
-
-
-_TYPES = {
-    "object": "a mapping",
-    "array": "a list",
-    "number": "a number",
-    "integer": "an integer",
-    "string": "a string",
-    "boolean": "true or false",
-    "['string', 'null']": "a string or null",
-    "['integer', 'null']": "an integer or null",
-    "['number', 'null']": "a number or null",
-}
-
-
-def schema_problem(data: Any) -> str | None:
-    """None when ``data`` is a valid mock config, else one line naming the field at fault."""
-    error = best_match(validator(CONFIG_SCHEMA).iter_errors(data))
-    return _describe(error) if error is not None else None
+def data_problems(data: Any) -> list[str]:
+    """``FIELD: message`` for each way plain data breaks the schema (none: valid)."""
+    found = schema_problems("", data, Positions(), strict_validator(CONFIG_SCHEMA))
+    return [f"{p.field or '(top level)'}: {p.message}" for p in found]
 
 
 def config_from_dict(data: Any, *, source: str = "config") -> MockConfig:
     """Build a :class:`MockConfig` from plain data (parsed YAML/JSON), validated by the schema."""
-    problem = schema_problem(data)
-    if problem is not None:
-        raise MockConfigError(f"{source}: {problem}")
+    problems = data_problems(data)
+    if problems:
+        raise MockConfigError(f"{source}: " + "; ".join(problems))
+    return _config(data)
+
+
+def _config(data: dict[str, Any]) -> MockConfig:
     config = _build(MockConfig, data)
     assert isinstance(config, MockConfig)
     return config
@@ -347,17 +328,22 @@ def _build(tp: Any, value: Any) -> Any:
 
 
 def load_config(path: str | Path) -> MockConfig:
-    """Read a YAML or JSON config file; raises :class:`MockConfigError` (exit 2 in the CLI)."""
+    """Read a YAML or JSON (by suffix) config file, checked against the schema with the same
+    machinery as job files. Raises :class:`MockConfigError` (exit 2 in the CLI) whose
+    ``problems`` locate each problem (``FILE:LINE:COL: FIELD: message``); an empty file is the
+    default config."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        if not path.read_bytes().strip():
+            return MockConfig()
     except OSError as err:
         raise MockConfigError(f"cannot read mock config {path}: {err.strerror or err}") from None
-    except UnicodeDecodeError:
-        raise MockConfigError(f"mock config {path} is not UTF-8 text") from None
-    try:
-        data = json.loads(text) if path.suffix.lower() == ".json" else yaml.safe_load(text)
-    except (json.JSONDecodeError, yaml.YAMLError) as err:
-        detail = str(err).replace("\n", " ")
-        raise MockConfigError(f"mock config {path} is not valid YAML/JSON: {detail}") from None
-    return config_from_dict({} if data is None else data, source=str(path))
+    data, positions, problems = load_document(path, kind=_KIND)
+    if data is not None:
+        problems += schema_problems(str(path), data, positions, strict_validator(CONFIG_SCHEMA))
+    if problems or not isinstance(data, dict):
+        raise MockConfigError("; ".join(str(p) for p in problems), problems=problems)
+    return _config(data)
+
+
+_KIND = DocumentKind(noun="mock config")

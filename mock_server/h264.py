@@ -419,32 +419,28 @@ def encode_card_stream(
     for mx, my in pcm:
         by_row.setdefault(my, []).append(mx)
     for my in range(rows):
-        xs = sorted(by_row.get(my, ()))
-        near = {*xs, *by_row.get(my - 1, ())}
+        pcm_here = set(by_row.get(my, ()))
+        # plain macroblocks next to an I_PCM one (left or above) need the long coeff_token
+        beside = {x for x in by_row.get(my - 1, ()) if x not in pcm_here}
+        beside |= {x + 1 for x in pcm_here if x + 1 < cols and x + 1 not in pcm_here}
         pattern = _HORIZONTAL if my == 0 else _VERTICAL
+        plain, long = pattern + _NO_COEFF[False], pattern + _NO_COEFF[True]
         mx = 0
-        for pcm_x in [*xs, cols]:
-            # the plain macroblocks before the next I_PCM one (or the row's end)
-            while mx < pcm_x:
-                if mx in near or (mx - 1) in xs:  # a neighbour is I_PCM: nC >= 8
-                    parts.append(pattern + _NO_COEFF[True])
-                    mx += 1
-                    continue
-                stop = pcm_x
-                for x in near:
-                    if mx < x < stop:
-                        stop = x
-                parts.append((pattern + _NO_COEFF[False]) * (stop - mx))
-                mx = stop
-            if pcm_x == cols:
-                break
-            bits += "".join(parts) + _PCM_IN_I
-            parts.clear()
-            bits += "0" * (-len(bits) % 8)  # pcm_alignment_zero_bit
-            out += _bits_to_bytes(bits)
-            bits = ""
-            out += pcm[(pcm_x, my)]
-            mx = pcm_x + 1
+        for x in sorted(pcm_here | beside):
+            if x > mx:
+                parts.append(plain * (x - mx))
+            if x in pcm_here:
+                bits += "".join(parts) + _PCM_IN_I
+                parts.clear()
+                bits += "0" * (-len(bits) % 8)  # pcm_alignment_zero_bit
+                out += _bits_to_bytes(bits)
+                bits = ""
+                out += pcm[(x, my)]
+            else:
+                parts.append(long)
+            mx = x + 1
+        if mx < cols:
+            parts.append(plain * (cols - mx))
     bits += "".join(parts) + "1"  # rbsp_stop_one_bit
     bits += "0" * (-len(bits) % 8)
     out += _bits_to_bytes(bits)

@@ -190,7 +190,7 @@ def card_layout(width: int, height: int) -> CardLayout:
     cols, rows = -(-width // MB), -(-height // MB)
     if cols * rows <= 660:  # up to about 480x352: the card is the picture
         return CardLayout(0, 0, cols, rows, max(0, height // MB - 1))
-    card_cols = min(cols - 2, max(20, round(cols / 3)))
+    card_cols = min(cols - 2, 32, max(20, round(cols / 3)))
     card_rows = min(rows - 2, max(11, round(card_cols * 9 / 16)))
     x, y = (cols - card_cols) // 2, (rows - card_rows) // 2
     return CardLayout(x, y, card_cols, card_rows, card_rows - 1)
@@ -258,16 +258,18 @@ def _planes(image: Image.Image) -> tuple[Image.Image, Image.Image, Image.Image]:
 def _macroblocks(image: Image.Image, first_row: int = 0) -> dict[tuple[int, int], bytes]:
     """The I_PCM payload of every macroblock of an RGB image made of whole macroblocks.
 
-    A column of macroblocks cropped out of a plane is already in macroblock order (16 rows of
-    16 samples, then the next block down), so this costs one crop per column, not per block.
+    Each plane is gathered a column of macroblocks at a time (one slice per sample row, one
+    join per column): the column is then already in macroblock order, 16 rows of 16 samples,
+    then the next block down.
     """
-    y, cb, cr = _planes(image)
-    rows = image.height // MB
+    y, cb, cr = (plane.tobytes() for plane in _planes(image))
+    width, rows = image.width, image.height // MB
+    half = width // 2
     out: dict[tuple[int, int], bytes] = {}
-    for mx in range(image.width // MB):
-        ys = y.crop((mx * MB, 0, (mx + 1) * MB, rows * MB)).tobytes()
-        cbs = cb.crop((mx * 8, 0, (mx + 1) * 8, rows * 8)).tobytes()
-        crs = cr.crop((mx * 8, 0, (mx + 1) * 8, rows * 8)).tobytes()
+    for mx in range(width // MB):
+        ys = b"".join([y[o : o + MB] for o in range(mx * MB, len(y), width)])
+        cbs = b"".join([cb[o : o + 8] for o in range(mx * 8, len(cb), half)])
+        crs = b"".join([cr[o : o + 8] for o in range(mx * 8, len(cr), half)])
         for my in range(rows):
             out[(mx, first_row + my)] = (
                 ys[my * 256 : (my + 1) * 256]

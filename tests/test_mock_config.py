@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,22 +61,23 @@ def test_config_round_trips_through_a_dict():
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("generation_secs: 3", "unknown key 'generation_secs'"),
-        ("faults: {drops: {qurey: 0.1}}", "faults.drops: unknown key 'qurey'"),
-        ("generation_seconds: fast", "generation_seconds: expected a number"),
-        ("seed: 1.5", "seed: expected an integer"),
-        ("api_key: 12", "api_key: expected a string"),
-        ("faults: {rate_limit: {probability: 2}}", "faults.rate_limit.probability: 2 is greater"),
-        ("faults: {rate_limit: {endpoints: [upload]}}", '"upload" is not one of "create"'),
-        ("faults: {challenge: {mode: shout}}", "faults.challenge.mode"),
+        ("generation_secs: 3", ":1:1: generation_secs: unknown key; did you mean"),
+        ("faults: {drops: {qurey: 0.1}}", ":1:18: faults.drops.qurey: unknown key"),
+        ("generation_seconds: fast", ":1:21: generation_seconds: must be a number, not a string"),
+        ("seed: 1.5", ":1:7: seed: must be an integer"),
+        ("api_key: 12", ":1:10: api_key: must be a string"),
+        ("faults: {rate_limit: {probability: 2}}", ":1:36: faults.rate_limit.probability: 2 must"),
+        ("faults: {rate_limit: {endpoints: [upload]}}", "endpoints.0: 'upload' is not one of"),
+        ("faults: {challenge: {mode: shout}}", ":1:28: faults.challenge.mode"),
         ("faults: {downloads: {truncate_mode: cut}}", "faults.downloads.truncate_mode"),
-        ("faults: {codes: [{probability: 1}]}", "faults.codes.0: missing required key 'code'"),
+        ("faults: {codes: [{probability: 1}]}", ":1:18: faults.codes.0.code: missing"),
         ("faults: {server_errors: {status: 404}}", "faults.server_errors.status"),
         ("video: {width: 321}", "video.width"),
-        ("faults: [1, 2]", "faults: expected a mapping"),
-        ("- 1", "expected a mapping"),
-        ("a: [", "not valid YAML/JSON"),
-        ("tasks: {fail_probability: true}", "unknown key 'tasks'"),
+        ("challenge_mode: later", ":1:17: challenge_mode: 'later' is not one of"),
+        ("faults: [1, 2]", ":1:9: faults: must be a mapping, not a list"),
+        ("- 1", ":1:1: (document): a mock config must be a mapping"),
+        ("a: [", ":1:5: (document): YAML syntax error"),
+        ("tasks: {fail_probability: true}", ":1:1: tasks: unknown key"),
     ],
 )
 def test_bad_config_files_get_one_clear_line(tmp_path, text, message):
@@ -85,8 +87,20 @@ def test_bad_config_files_get_one_clear_line(tmp_path, text, message):
         load_config(path)
     assert isinstance(info.value, UsageError)
     assert message in info.value.message
-    assert str(path) in info.value.message
+    assert info.value.message.startswith(f"{path}:1:")
     assert "\n" not in info.value.one_line()
+    assert info.value.message == "; ".join(str(p) for p in info.value.problems)
+
+
+def test_every_problem_of_a_config_file_is_located(tmp_path):
+    path = tmp_path / "mock.yaml"
+    path.write_text("seed: 3\nfaults:\n  drops: {qurey: 0.1}\n  tasks:\n    slow_factor: 0.5\n")
+    with pytest.raises(MockConfigError) as info:
+        load_config(path)
+    assert [(p.line, p.column, p.field) for p in info.value.problems] == [
+        (3, 11, "faults.drops.qurey"),
+        (5, 18, "faults.tasks.slow_factor"),
+    ]
 
 
 def test_missing_config_file():
@@ -175,3 +189,64 @@ def test_serves_in_the_foreground_until_interrupted(tmp_path, command):
         assert proc.stdout is not None
         proc.stdout.close()
     assert proc.returncode == 0  # Ctrl-C is the normal way to stop a foreground server
+
+
+def test_schema_and_dataclasses_describe_the_same_keys():
+    """schemas/mock_config.json and mock_server.config mirror each other, defaults included."""
+    import dataclasses
+    import typing
+
+    from mmgen.schemas import load_schema
+    from mock_server.config import CONFIG_SCHEMA
+
+    def walk(cls: Any, schema: dict[str, Any], where: str) -> None:
+        properties = schema["properties"]
+        names = {f.name for f in dataclasses.fields(cls)}
+        assert names == set(properties), where
+        hints = typing.get_type_hints(cls)
+        instance = cls() if where != "faults.codes" else cls(code=1)
+        for f in dataclasses.fields(cls):
+            sub = properties[f.name]
+            if dataclasses.is_dataclass(hints[f.name]):
+                walk(hints[f.name], sub, f"{where}.{f.name}".lstrip("."))
+            elif typing.get_origin(hints[f.name]) is list and "properties" in sub.get("items", {}):
+                walk(typing.get_args(hints[f.name])[0], sub["items"], f"{where}.{f.name}")
+            elif "default" in sub:
+                assert getattr(instance, f.name) == sub["default"], f"{where}.{f.name}"
+
+    walk(MockConfig, load_schema(CONFIG_SCHEMA), "")
+
+
+def test_the_mock_imports_only_the_shared_parts_of_mmgen():
+    root = Path(__file__).parent.parent / "mock_server"
+    imported = set()
+    for source in root.glob("*.py"):
+        imported |= set(re.findall(r"^\s*(?:from|import) (mmgen[\w.]*)", source.read_text(), re.M))
+    assert imported <= {"mmgen.errors", "mmgen.schemas", "mmgen.serving"}
+    probe = (
+        "import runpy, sys\n"
+        "sys.argv = ['mock_server', '--help']\n"
+        "try:\n    runpy.run_module('mock_server', run_name='__main__')\n"
+        "except SystemExit:\n    pass\n"
+        "print('mmgen.cli' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, cwd=root.parent
+    ).stdout
+    assert "--cdn-port" in out and "--state-dir" in out
+    assert out.strip().endswith("False")
+
+
+def test_python_m_mock_server_refuses_a_bad_config_with_exit_2(tmp_path):
+    path = tmp_path / "mock.yaml"
+    path.write_text("faults: {drops: {qurey: 0.1}}\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "mock_server", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip() == (
+        f"mock_server: error: {path}:1:18: faults.drops.qurey: unknown key; did you mean 'query'?"
+    )

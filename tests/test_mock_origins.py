@@ -91,7 +91,9 @@ def test_a_key_sent_to_the_cdn_is_journaled(servers):
         httpx.get(file["download_url"], headers=AUTH, trust_env=False).raise_for_status()
         httpx.get(file["download_url"], trust_env=False).raise_for_status()
         stats = c.get("/_mock/stats").json()
-        downloads = [r for r in c.get("/_mock/requests").json()["requests"] if r["endpoint"] == "download"]
+        downloads = [
+            r for r in c.get("/_mock/requests").json()["requests"] if r["endpoint"] == "download"
+        ]
         (task,) = c.get("/_mock/tasks").json()["tasks"]
     assert stats["downloads_with_authorization"] == 1
     assert stats["downloads_completed"] == 2

@@ -29,9 +29,7 @@ def client(mock: MockServers) -> httpx.Client:
 
 
 def status(c: httpx.Client, task_id: str) -> dict[str, Any]:
-    body: dict[str, Any] = c.get(
-        "/v1/query/video_generation", params={"task_id": task_id}
-    ).json()
+    body: dict[str, Any] = c.get("/v1/query/video_generation", params={"task_id": task_id}).json()
     return body
 
 

@@ -13,7 +13,7 @@ import yaml
 
 from mmgen import images, spec
 from mmgen.errors import SpecError
-from mmgen.schemas import schema_dir
+from mmgen.schemas import documents, schema_dir
 from mmgen.spec import JobSpec, load_jobs, spec_hash, validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -180,7 +180,7 @@ def test_local_images_become_data_urls_with_the_real_mime_type(tmp_path: Path) -
 def test_python_and_libyaml_loaders_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     negative = sorted((CASES / "negative").glob("yaml-*.yaml"))
     with_c = [(p.line, p.column, p.field) for p in validate_paths(negative, env={}).problems]
-    monkeypatch.setattr(spec, "_Loader", yaml.SafeLoader)
+    monkeypatch.setattr(documents, "_Loader", yaml.SafeLoader)
     pure = [(p.line, p.column, p.field) for p in validate_paths(negative, env={}).problems]
     assert pure == with_c
 

@@ -1,4 +1,4 @@
-"""Access to the JSON Schemas in ``schemas/``, the single source of truth for job files.
+"""The JSON Schemas shipped with mmgen: find them, parse them, register them, build validators.
 
 The schemas ship inside the installed package (``mmgen/_schemas``, see pyproject.toml); in a
 source checkout or an editable install they are read from the repository's ``schemas/`` folder.
@@ -16,6 +16,7 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
 
 #: File names of the schemas (inside ``schemas/``).
 REQUEST_SCHEMA = "video_generation.request.json"
@@ -27,7 +28,7 @@ def schema_dir() -> Traversable:
     packaged = resources.files("mmgen") / "_schemas"
     if packaged.is_dir():
         return packaged
-    checkout = Path(__file__).resolve().parent.parent / "schemas"
+    checkout = Path(__file__).resolve().parents[2] / "schemas"
     if checkout.is_dir():
         return checkout
     raise FileNotFoundError("mmgen's JSON Schemas are missing from this installation")
@@ -40,14 +41,30 @@ def load_schema(name: str) -> dict[str, Any]:
     return data
 
 
+def schema_names() -> list[str]:
+    """The file names of every shipped schema, sorted."""
+    return sorted(entry.name for entry in schema_dir().iterdir() if entry.name.endswith(".json"))
+
+
+def schema_id(name: str) -> str:
+    """The ``$id`` of the named schema (what ``$ref`` uses to point at it)."""
+    return str(load_schema(name)["$id"])
+
+
 @cache
 def registry() -> Registry[Any]:
-    """A registry of every schema by its ``$id``, so cross-file ``$ref`` resolve offline."""
+    """A registry of every schema by its ``$id``, so cross-file ``$ref`` resolve offline.
+
+    Each resource is registered as Draft 2020-12 *without* its ``$schema`` keyword: jsonschema
+    picks the validator class of a referenced resource from ``$schema``, and without it a
+    ``$ref`` into another file keeps the class that follows it (the strict class of
+    :func:`mmgen.schemas.strict_validator`, which reports one error per unknown key). Every
+    schema file declares Draft 2020-12 (checked by :func:`validator`).
+    """
     resources_: list[tuple[str, Resource[Any]]] = []
-    for entry in schema_dir().iterdir():
-        if entry.name.endswith(".json"):
-            contents = load_schema(entry.name)
-            resources_.append((contents["$id"], Resource.from_contents(contents)))
+    for name in schema_names():
+        contents = {k: v for k, v in load_schema(name).items() if k != "$schema"}
+        resources_.append((schema_id(name), DRAFT202012.create_resource(contents)))
     return Registry().with_resources(resources_).crawl()
 
 
@@ -65,11 +82,11 @@ def bundled_schema(name: str = JOB_SCHEMA) -> dict[str, Any]:
     without fetching anything (``mmgen schema`` prints it)."""
     bundle = dict(load_schema(name))
     defs = dict(bundle.get("$defs", {}))
-    for entry in sorted(schema_dir().iterdir(), key=lambda e: e.name):
-        if entry.name.endswith(".json") and entry.name != name:
-            embedded = dict(load_schema(entry.name))
+    for other in schema_names():
+        if other != name:
+            embedded = dict(load_schema(other))
             embedded.pop("$schema", None)  # an embedded resource uses the bundle's dialect
-            defs[entry.name] = embedded
+            defs[other] = embedded
     bundle["$defs"] = defs
     return bundle
 
@@ -77,8 +94,3 @@ def bundled_schema(name: str = JOB_SCHEMA) -> dict[str, Any]:
 def request_validator() -> Draft202012Validator:
     """Validator of the API request body (what the API accepts, tolerant of unused fields)."""
     return validator(REQUEST_SCHEMA)
-
-
-def job_validator() -> Draft202012Validator:
-    """Validator of one expanded job (strict: unknown keys are rejected)."""
-    return validator(JOB_SCHEMA)
