@@ -290,7 +290,7 @@ def test_a_bad_marker_is_one_clear_error(project: pytest.Pytester) -> None:
     result.assert_outcomes(errors=2)
     result.stdout.fnmatch_lines(
         [
-            "@pytest.mark.minimax_mock: *'generation_secs'*",
+            "@pytest.mark.minimax_mock: *generation_secs*",
             "@pytest.mark.minimax_mock: faults.rate_limit.probability: *",
         ]
     )
