@@ -22,7 +22,7 @@ anything to a loopback host pass through to the network; everything else fails a
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 
 import httpx
 import respx
@@ -72,18 +72,17 @@ class MinimaxRoutes:
         self.router = _Router(assert_all_called=False, assert_all_mocked=True)
         self.router.route(headers={"user-agent": USER_AGENT}).pass_through()
         self.router.route(host__in=LOOPBACK_HOSTS).pass_through()
-        service = mock.service
         for origin in self.origins:
-            self._forward(origin, lambda: service.switch)
-        self._forward(self.cdn_origin, lambda: service.cdn_switch)
+            self._forward(origin, mock.service.switch)
+        self._forward(self.cdn_origin, mock.service.cdn_switch)
 
-    def _forward(self, origin: str, app_of: Callable[[], ASGIApp]) -> None:
+    def _forward(self, origin: str, app: ASGIApp) -> None:
         service = self.mock.service
 
         def forward(request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
             if _in_async_handler.get():
-                return service.bridge.acall(app_of(), request)
-            return service.bridge.call(app_of(), request)
+                return service.bridge.acall(app, request)
+            return service.bridge.call(app, request)
 
         url = httpx.URL(origin)
         self.router.route(scheme=url.scheme, host=url.host).mock(side_effect=forward)
