@@ -127,11 +127,11 @@ def minimax_respx(
     except ImportError as err:
         if err.name != "respx":
             raise
-        pytest.fail(
+        raise pytest.fail.Exception(
             "the minimax_respx fixture needs respx: pip install respx (or use minimax_mock, "
             "which serves the mock on a local port)",
             pytrace=False,
-        )
+        ) from None
     with MinimaxRoutes(minimax_mock) as routes:
         monkeypatch.setenv("MINIMAX_BASE_URL", routes.base_url)
         yield routes

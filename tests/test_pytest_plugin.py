@@ -513,6 +513,7 @@ def test_minimax_respx_without_respx_fails_clearly(project: pytest.Pytester) -> 
     result = project.runpytest()
     result.assert_outcomes(passed=1, errors=1)
     result.stdout.fnmatch_lines(["*minimax_respx fixture needs respx: pip install respx*"])
+    assert "During handling" not in result.stdout.str()
 
 
 def test_the_package_imports_without_respx() -> None:
