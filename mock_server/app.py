@@ -32,7 +32,9 @@ pending callbacks; task and file ids are never reused).
 (download responses begun), ``downloads_completed``, ``downloads_expired``,
 ``downloads_truncated``; ``rejected`` (API requests refused with a code or a fault);
 ``challenges_sent|ok|failed|skipped`` and ``challenge_latency_ms`` (``{p50, p99, max}``);
-``downloads_with_authorization``; ``callbacks_sent`` (update POSTs attempted),
+``downloads_with_authorization``; ``callbacks_in_flight`` and ``callbacks_in_flight_max`` (callback
+POSTs, checks included, under way now and at most at once); ``callbacks_sent`` (update POSTs
+attempted),
 ``callbacks_delivered``, ``callbacks_failed``, ``callbacks_dropped``, ``callbacks_pending``;
 ``videos_rendered``; and the groups ``requests`` (by endpoint), ``errors`` (by base_resp code)
 and ``faults`` (by kind).
@@ -486,6 +488,8 @@ class MockApi:
     async def inspect_stats(self, request: Request) -> Response:
         view = self.store.stats_view(self.clock())
         view["callbacks_pending"] = self.callbacks.pending
+        view["callbacks_in_flight"] = self.callbacks.in_flight
+        view["callbacks_in_flight_max"] = self.callbacks.in_flight_max
         return JSONResponse(view)
 
     async def inspect_requests(self, request: Request) -> Response:

@@ -142,7 +142,8 @@ class CallbackDispatcher:
         self._jobs: set[asyncio.Task[None]] = set()
         self._wake: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._busy = 0
+        self.in_flight = 0  # callback POSTs (checks and updates) under way now
+        self.in_flight_max = 0  # the most there ever were at once (since the last reset)
         subscribe = getattr(clock, "subscribe", None)
         if callable(subscribe):
             subscribe(self._clock_moved)
@@ -222,6 +223,7 @@ class CallbackDispatcher:
         """Forget every planned delivery and stop those in flight (reset)."""
         self._heap.clear()
         self._next.clear()
+        self.in_flight_max = self.in_flight
         for job in list(self._jobs):
             job.cancel()
         self._jobs.clear()
@@ -312,6 +314,8 @@ class CallbackDispatcher:
         for a slot is the mock's own queue, not the receiver's slowness."""
         async with pool.client() as client:
             started = time.perf_counter()
+            self.in_flight += 1
+            self.in_flight_max = max(self.in_flight_max, self.in_flight)
             try:
                 async with asyncio.timeout(timeout):
                     response = await client.post(url, json=payload, timeout=timeout)
@@ -320,6 +324,8 @@ class CallbackDispatcher:
             except httpx.HTTPError as err:
                 message = f"error: {type(err).__name__}: {err}"[:200]
                 return message, None, time.perf_counter() - started
+            finally:
+                self.in_flight -= 1
         elapsed = time.perf_counter() - started
         if not 200 <= response.status_code < 300:
             return f"http {response.status_code}", response, elapsed

@@ -132,6 +132,8 @@ def test_life_cycle_follows_the_clock(start_mock, manual_clock):
     [
         {"model": "T2V-01", "prompt": "a cat", "duration": 6, "resolution": "720P"},
         {"model": "T2V-01-Director", "prompt": "a cat [Pan left]"},
+        {"model": "video-01", "prompt": "a cat"},
+        {"model": "video-01", "first_frame_image": "https://example.org/a.png"},
         {"model": "MiniMax-Hailuo-2.3", "prompt": "a cat", "duration": 10, "resolution": "768P"},
         {"model": "MiniMax-Hailuo-02", "prompt": "a cat", "resolution": "1080P"},
         {"model": "I2V-01", "first_frame_image": "https://example.org/a.png"},

@@ -400,3 +400,33 @@ def test_shutdown_cancels_pending_deliveries(start_mock, receiver, manual_clock)
     assert dispatcher.pending == 1
     mock.reset()
     assert mock.wait_for(lambda s: s["callbacks_pending"] == 0)
+
+
+def test_callback_posts_are_bounded(start_mock, serve_app):
+    """callback_concurrency caps the POSTs in flight: with a receiver that holds every request
+    until two are waiting, eight tasks' checks and updates never run more than two at once."""
+    in_flight = 0
+    lock = threading.Lock()
+    two_waiting = threading.Event()
+
+    async def hook(request: Request) -> Response:
+        nonlocal in_flight
+        body = await request.json()
+        with lock:
+            in_flight += 1
+            if in_flight >= 2:
+                two_waiting.set()
+        await asyncio.to_thread(two_waiting.wait, 10)
+        with lock:
+            in_flight -= 1
+        return JSONResponse({"challenge": body.get("challenge")})
+
+    url = serve_app(Starlette(routes=[Route("/hook", hook, methods=["POST"])])) + "/hook"
+    config = MockConfig(generation_seconds=0, challenge_mode="async", callback_concurrency=2)
+    mock = start_mock(config)
+    for _ in range(8):
+        create(mock.base_url, url)
+    stats = mock.wait_for(lambda s: s["callbacks_delivered"] == 16 and s["callbacks_pending"] == 0)
+    assert stats["challenges_ok"] == 8
+    assert stats["callbacks_in_flight"] == 0
+    assert stats["callbacks_in_flight_max"] == 2

@@ -250,3 +250,17 @@ def test_python_m_mock_server_refuses_a_bad_config_with_exit_2(tmp_path):
     assert done.stderr.strip() == (
         f"mock_server: error: {path}:1:18: faults.drops.qurey: unknown key; did you mean 'query'?"
     )
+
+
+def test_readme_shows_every_top_level_key():
+    from mmgen.schemas import load_schema
+    from mock_server.config import CONFIG_SCHEMA
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    section = readme.split("## The mock server", 1)[1].split("\n## ", 1)[0]
+    keys = set(load_schema(CONFIG_SCHEMA)["properties"])
+    keys -= {"api_key", "download_url_ttl", "generation_jitter"}  # CLI flags or rarely set
+    keys -= {"challenge_timeout", "callback_timeout", "callback_retries"}
+    keys -= {"callback_retry_delay", "callback_concurrency"}
+    missing = sorted(k for k in keys if f"{k}:" not in section)
+    assert not missing, f"README's mock section does not show {missing}"

@@ -155,3 +155,26 @@ def test_a_padded_video_streams_without_loading_it(servers):
     assert ranged.status_code == 206 and ranged.content == bytes(10)
     with av.open(io.BytesIO(head + bytes(size - len(head))), mode="r") as container:
         assert len(list(container.decode(video=0))) == 60
+
+
+def test_the_official_mcp_clients_video_flow(servers):
+    """The MiniMax MCP server's flow with plain sync httpx: create, poll the query every few
+    seconds (here 20 ms), retrieve, then a plain GET of download_url without the key, the whole
+    body in memory."""
+    mock = servers(MockConfig(generation_seconds=0.2))
+    with httpx.Client(base_url=mock.url, headers=AUTH, trust_env=False, timeout=30) as api:
+        task_id = api.post("/v1/video_generation", json=SEED_BODY).json()["task_id"]
+        statuses = []
+        while not statuses or statuses[-1] not in ("Success", "Fail"):
+            time.sleep(0.02)
+            body = api.get("/v1/query/video_generation", params={"task_id": task_id}).json()
+            assert body["base_resp"]["status_code"] == 0
+            statuses.append(body["status"])
+        assert statuses[-1] == "Success"
+        file_id = body["file_id"]
+        url = api.get("/v1/files/retrieve", params={"file_id": file_id}).json()["file"][
+            "download_url"
+        ]
+    video = httpx.get(url, trust_env=False).content
+    assert video[4:8] == b"ftyp"
+    assert mock.api.store.stats["downloads_with_authorization"] == 0

@@ -196,3 +196,65 @@ def test_cache_renders_each_spec_once():
         assert cache.renders == 3
 
     asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    ("width", "height", "box"),
+    [
+        (160, 96, (2, 1, 4, 3)),  # a card in the middle
+        (160, 96, (0, 0, 3, 2)),  # at the top left: it covers macroblock (0, 0)
+        (160, 96, (7, 4, 3, 2)),  # at the bottom right edge
+        (50, 34, (0, 0, 4, 3)),  # the whole (cropped) picture
+        (1366, 768, (30, 10, 5, 4)),  # a width that is not whole macroblocks
+    ],
+)
+def test_card_stream_is_lossless_wherever_the_card_sits(width, height, box):
+    """A card of noise with a background border, anywhere in the picture: every plain
+    macroblock decodes to the background, the card sample for sample, later frames too."""
+    from mock_server.h264 import encode_card_stream
+
+    bx, by, bw, bh = box
+    cols, rows = -(-width // MB), -(-height // MB)
+    rng = random.Random(width * 31 + bx)
+    bg = (60, 110, 150)
+    y = bytearray([bg[0]]) * (cols * MB * rows * MB)
+    cb = bytearray([bg[1]]) * (cols * 8 * rows * 8)
+    cr = bytearray([bg[2]]) * (cols * 8 * rows * 8)
+    for py in range(by * MB + 1, (by + bh) * MB - 1):  # noise inside a 1-sample border
+        for px in range(bx * MB + 1, (bx + bw) * MB - 1):
+            y[py * cols * MB + px] = rng.randrange(16, 236)
+    for py in range(by * 8 + 1, (by + bh) * 8 - 1):
+        for px in range(bx * 8 + 1, (bx + bw) * 8 - 1):
+            cb[py * cols * 8 + px] = rng.randrange(16, 241)
+            cr[py * cols * 8 + px] = rng.randrange(16, 241)
+
+    def payload(mx: int, my: int, y: bytes, cb: bytes, cr: bytes) -> bytes:
+        w, cw = cols * MB, cols * 8
+        parts = [y[(my * MB + r) * w + mx * MB :][:MB] for r in range(MB)]
+        parts += [cb[(my * 8 + r) * cw + mx * 8 :][:8] for r in range(8)]
+        parts += [cr[(my * 8 + r) * cw + mx * 8 :][:8] for r in range(8)]
+        return b"".join(parts)
+
+    card = {
+        (mx, my): payload(mx, my, y, cb, cr)
+        for mx in range(bx, bx + bw)
+        for my in range(by, by + bh)
+    }
+    background = bytes([bg[0]]) * 256 + bytes([bg[1]]) * 64 + bytes([bg[2]]) * 64
+    changed = bytearray(y)
+    for px in range(bx * MB + 1, bx * MB + 15):
+        changed[(by * MB + 5) * cols * MB + px] = 235  # frame 2 changes one card macroblock
+    update = {(bx, by): payload(bx, by, changed, cb, cr)}
+    sps, pps, pictures = encode_card_stream(
+        width=width, height=height, background=background, card=card, updates=[{}, update]
+    )
+    frames = decode(mp4_file(sps, pps, pictures, width=width, height=height, fps=10))
+    assert len(frames) == 3
+
+    def cropped(plane_: bytes, stride: int, w: int, h: int) -> bytes:
+        return b"".join(plane_[r * stride : r * stride + w] for r in range(h))
+
+    for frame, luma in zip(frames, (y, y, changed), strict=True):
+        assert plane(frame, 0) == cropped(bytes(luma), cols * MB, width, height)
+        assert plane(frame, 1) == cropped(bytes(cb), cols * 8, width // 2, height // 2)
+        assert plane(frame, 2) == cropped(bytes(cr), cols * 8, width // 2, height // 2)
