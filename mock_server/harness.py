@@ -180,7 +180,14 @@ class MockService:
         self.cdn_switch.app = cdn_app(app.state.mock)
 
     def use(self, app: Starlette) -> None:
-        """Serve ``app`` from now on (the previous one is shut down: its callbacks stop)."""
+        """Serve ``app`` from now on (the previous one is shut down: its callbacks stop).
+
+        Task and file ids keep growing across the switch, so no id repeats in a session.
+        """
+        if app is not self.app:
+            before, after = self.app.state.mock.store, app.state.mock.store
+            after.task_ids.at_least(before.task_ids.peek())
+            after.file_ids.at_least(before.file_ids.peek())
         self.bridge.run(self.switch.replace(app))
         self._route(app)
 

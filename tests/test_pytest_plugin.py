@@ -150,12 +150,13 @@ def test_session_server_is_shared_reset_and_restored(
         from minimax_client import api, create
 
         URLS = []
+        IDS = []
 
 
         def test_first(minimax_mock):
             URLS.append(minimax_mock.url)
             with api() as http:
-                create(http)
+                IDS.append(create(http))
             assert minimax_mock.stats()["created"] == 1
             assert minimax_mock.config.generation_seconds == 6
 
@@ -167,7 +168,7 @@ def test_session_server_is_shared_reset_and_restored(
             assert minimax_mock.config.generation_seconds == 1
             assert os.environ["MINIMAX_API_KEY"] == minimax_mock.api_key == "another-key"
             with api() as http:
-                create(http)
+                IDS.append(create(http))
 
 
         def test_then_defaults_again(minimax_mock):
@@ -176,6 +177,9 @@ def test_session_server_is_shared_reset_and_restored(
             assert minimax_mock.config.generation_seconds == 6
             assert minimax_mock.api_key != "another-key"
             assert len(set(URLS)) == 1  # one server for the session
+            with api() as http:
+                IDS.append(create(http))
+            assert IDS == sorted(IDS, key=int) and len(set(IDS)) == 3  # never an id twice
 
 
         def test_environment_restored_without_the_fixture():
