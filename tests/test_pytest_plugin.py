@@ -108,9 +108,12 @@ def test_a_fresh_pytest_finds_the_plugin_with_no_conftest(project: pytest.Pytest
         test_client_flow="""
         import os
 
+        import pytest
+
         from minimax_client import api, create, download, status
 
 
+        @pytest.mark.minimax_mock(generation_seconds=600)  # 60 s in Preparing: no race below
         def test_task_to_video(minimax_mock):
             assert os.environ["MINIMAX_BASE_URL"] == minimax_mock.url
             assert os.environ["MINIMAX_API_KEY"] == minimax_mock.api_key
