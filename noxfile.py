@@ -28,3 +28,36 @@ def typecheck(session: nox.Session) -> None:
     """mypy --strict on the package and the mock server."""
     session.install(".[dev]")
     session.run("mypy", "--strict", "mmgen", "mock_server")
+
+
+#: (script, arguments) at a moderate size; each script's --help gives the full-size defaults.
+BENCHMARKS = [
+    ("bench/e2e.py", ["--jobs", "300", "--repeat", "2"]),
+    ("bench/lag.py", ["--repeat", "2"]),
+    ("bench/inflight.py", ["--jobs", "1000", "--generation-seconds", "10"]),
+    ("bench/download.py", ["--megabytes", "256", "--repeat", "1"]),
+    ("bench/soak.py", ["--jobs", "100", "--kills", "5"]),
+    ("bench/bench_mock.py", []),
+    ("bench/bench_validate.py", []),
+]
+
+
+@nox.session(default=False)
+def bench(session: nox.Session) -> None:
+    """Benchmarks at a moderate size (not in CI); `-- e2e --jobs 1000`: one, full size.
+
+    Each script prints its figures and one JSON object as its last line (see bench/README.md).
+    """
+    session.install(".[dev]")
+    if session.posargs:
+        name, *args = session.posargs
+        session.run("python", f"bench/{name.removesuffix('.py')}.py", *args)
+        return
+    failed = []
+    for script, args in BENCHMARKS:
+        try:
+            session.run("python", script, *args)
+        except nox.command.CommandFailed:
+            failed.append(script)
+    if failed:
+        session.error(f"failed: {', '.join(failed)}")

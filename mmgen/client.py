@@ -11,12 +11,25 @@ Every failure becomes an error of :mod:`mmgen.errors`:
   (code :data:`MALFORMED_RESPONSE`), or AmbiguousSubmitError for the create call.
 * a network failure -> TransportError naming the endpoint.
 
-Retries (tenacity; exponential backoff with full jitter; ``Retry-After`` wins when longer) happen
-only for retryable codes, HTTP 429/5xx and network failures. The create call spends money, so a
-network failure after the request may have reached MiniMax (read timeout, connection dropped
-while waiting for the answer...) is never retried: it raises AmbiguousSubmitError and the caller
-decides. Create is retried only when the request surely was not processed: the connection was
-never made, or MiniMax answered with a retryable error.
+Retries (tenacity: exponential backoff with full jitter, ``Retry-After`` wins when longer) happen
+only for retryable codes, HTTP 429/5xx and network failures, and this client is the only owner
+of the retries of one API call: callers that loop themselves (the runner's wait loop, its
+download rounds) pass ``attempts=1`` or a small number, so retries never stack (see
+:mod:`mmgen.runner` for the budget of one job). A connection that cannot even be made is tried
+at most :data:`CONNECT_ATTEMPTS` times: an unreachable server is reported in seconds.
+
+The create call spends money, so a network failure after the request may have reached
+MiniMax (read timeout, connection dropped while waiting for the answer...) is never retried:
+it raises AmbiguousSubmitError and the caller decides. Create is retried only when the request
+surely was not processed: the connection was never made, or MiniMax answered with a retryable
+error.
+
+Connections: the number of jobs in flight never sets the size of httpcore's pool or the length of
+its queue (its scheduling costs O(connections x queued requests), encode/httpx#3215). API calls
+go through a small pool (``max_connections``, tens) behind this client's own FIFO gate (an
+``asyncio.Semaphore`` of the same size), so httpcore never sees more requests than connections;
+downloads use their own pool and gate (``max_downloads``), so a slow CDN never starves queries.
+A job that is only waiting holds nothing.
 
 The API key goes only into the ``Authorization`` header of API calls. It never appears in an
 error message, a log line or a repr, and it is never sent to the download URL (a CDN URL).
@@ -29,8 +42,6 @@ import email.utils
 import hashlib
 import logging
 import math
-import os
-import random
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -40,7 +51,13 @@ from types import TracebackType
 from typing import IO, Any, Self, TypeVar
 
 import httpx
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    wait_random_exponential,
+)
+from tenacity.wait import wait_base
 
 from mmgen import __version__
 from mmgen.errors import (
@@ -48,6 +65,7 @@ from mmgen.errors import (
     NEVER_RETRY_CODES,
     AmbiguousSubmitError,
     ApiError,
+    ConnectFailedError,
     DownloadError,
     MmgenError,
     RateLimitError,
@@ -57,6 +75,7 @@ from mmgen.errors import (
     api_error,
     is_transient,
 )
+from mmgen.files import commit
 from mmgen.ratelimit import RateLimiter
 
 __all__ = [
@@ -84,8 +103,15 @@ SLOW_CODES = frozenset({1041, 2045})
 
 #: Bounded timeouts. httpx's read timeout applies to each network read, so for the streamed
 #: download it is a per-chunk stall limit, not a limit on the whole transfer.
-API_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+API_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=60.0, pool=60.0)
 DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+
+#: Most tries of one call whose connection could not be made at all (refused, DNS, timeout).
+CONNECT_ATTEMPTS = 3
+
+#: Default pool sizes: API calls are short, so tens of connections serve thousands of jobs.
+DEFAULT_MAX_CONNECTIONS = 16
+DEFAULT_MAX_DOWNLOADS = 8
 
 #: Network failures after which a create request surely did not reach MiniMax.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -109,7 +135,7 @@ _HTTP_HINTS = {
     403: API_HINTS[1004],
     429: API_HINTS[1002],
 }
-_SERVER_HINT = "MiniMax server error; retried, try again later"
+_SERVER_HINT = "MiniMax server error; try again later"
 _EXPIRED_HINT = "download URLs live one hour: retrieve the file again for a fresh URL"
 _AMBIGUOUS_HINT = (
     "the task may exist on MiniMax and be billed; the job is recorded as unknown: "
@@ -213,14 +239,45 @@ class RetryPolicy:
 
     def wait(self, retry_number: int, error: BaseException | None = None) -> float:
         """Seconds to sleep before retry ``retry_number`` (1 = the first retry) after ``error``."""
-        exponent = min(retry_number - 1, 64)
-        high = min(self.max_wait, self.initial_wait * self.multiplier**exponent)
-        wait = random.uniform(0.0, high) if self.jitter else high
+        return _PolicyWait(self)._seconds(retry_number, error)
+
+    def strategy(self) -> wait_base:
+        """This policy as a tenacity wait strategy."""
+        return _PolicyWait(self)
+
+
+class _PolicyWait(wait_base):
+    """tenacity's full-jitter exponential wait (``wait_random_exponential``), slowed for codes
+    1041/2045, and never shorter than a ``Retry-After`` the server asked for."""
+
+    def __init__(self, policy: RetryPolicy) -> None:
+        self.policy = policy
+        self._jittered = wait_random_exponential(
+            multiplier=policy.initial_wait, max=policy.max_wait, exp_base=policy.multiplier
+        )
+
+    def __call__(self, retry_state: RetryCallState) -> float:
+        outcome = retry_state.outcome
+        error = outcome.exception() if outcome is not None and outcome.failed else None
+        return self._seconds(retry_state.attempt_number, error, retry_state)
+
+    def _seconds(
+        self, retry_number: int, error: BaseException | None, state: RetryCallState | None = None
+    ) -> float:
+        policy = self.policy
+        if policy.jitter:
+            if state is None:
+                state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
+                state.attempt_number = retry_number
+            wait = float(self._jittered(state))
+        else:
+            exponent = min(retry_number - 1, 64)
+            wait = min(policy.max_wait, policy.initial_wait * policy.multiplier**exponent)
         if isinstance(error, ApiError) and error.code in SLOW_CODES:
-            wait *= self.slow_factor
+            wait *= policy.slow_factor
         retry_after = getattr(error, "retry_after", None)
         if isinstance(retry_after, int | float) and retry_after > wait:
-            wait = min(float(retry_after), self.max_retry_after)
+            wait = min(float(retry_after), policy.max_retry_after)
         return wait
 
 
@@ -240,7 +297,9 @@ class MiniMaxClient:
         retry: RetryPolicy | None = None,
         rate_limiter: RateLimiter | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        max_connections: int = 20,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        max_downloads: int = DEFAULT_MAX_DOWNLOADS,
+        base_url_source: str = "MINIMAX_BASE_URL",
     ) -> None:
         key = api_key.strip()
         if not key:
@@ -265,16 +324,14 @@ class MiniMaxClient:
         self.retry = retry or RetryPolicy()
         self.rate_limiter = rate_limiter
         self._sleep = sleep
+        self.base_url_source = base_url_source
         self._owns_http = http is None
-        self._http = http or httpx.AsyncClient(
-            timeout=API_TIMEOUT,
-            headers={"User-Agent": f"mmgen/{__version__}"},
-            # one connection per job in flight (each job makes one call at a time), so that
-            # jobs never queue for a connection behind each other's downloads
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
-        )
+        self._http = http or _pool(max_connections, API_TIMEOUT)
+        # Downloads go to a CDN host: their own pool, so a slow transfer never holds a slot
+        # that status queries need (an injected client, as in tests, serves both).
+        self._cdn = http or _pool(max_downloads, DOWNLOAD_TIMEOUT)
+        self._gate = asyncio.Semaphore(max(1, max_connections))
+        self._download_gate = asyncio.Semaphore(max(1, max_downloads))
 
     def __repr__(self) -> str:
         return f"MiniMaxClient(base_url={self.base_url!r})"
@@ -293,11 +350,23 @@ class MiniMaxClient:
     async def aclose(self) -> None:
         if self._owns_http:
             await self._http.aclose()
+            await self._cdn.aclose()
 
     # --- the API calls ------------------------------------------------------------------------
 
-    async def create_task(self, body: Mapping[str, Any]) -> str:
+    async def create_task(
+        self,
+        body: Mapping[str, Any],
+        *,
+        before_send: Callable[[], Awaitable[None]] | None = None,
+    ) -> str:
         """Submit a generation request; return its task id.
+
+        ``before_send`` is awaited after the rate limiter let the request through and the
+        connection gate gave it a slot, right before it leaves (on every try): the runner
+        records "submitting" there, so a job that was still waiting for the limiter when the
+        run stopped was never recorded as sent. An exception from it aborts the call (nothing
+        sent).
 
         Raises AmbiguousSubmitError when the request may have reached MiniMax but no usable
         answer came back: the task may exist. Never retried in that case.
@@ -309,11 +378,20 @@ class MiniMaxClient:
                 await self.rate_limiter.acquire()
             try:
                 answer = await self._call(
-                    "POST", "/v1/video_generation", json=dict(body), submit=True
+                    "POST",
+                    "/v1/video_generation",
+                    json=dict(body),
+                    submit=True,
+                    before_send=before_send,
                 )
             except RateLimitError as exc:
                 if self.rate_limiter is not None:
                     self.rate_limiter.penalize(exc.retry_after or self.rate_limiter.interval)
+                raise
+            except TransportError as exc:
+                # only a create that reached the server spends the per-minute budget
+                if self.rate_limiter is not None and not isinstance(exc, AmbiguousSubmitError):
+                    self.rate_limiter.refund()
                 raise
             task_id = _id_or_none(answer.data.get("task_id"))
             if task_id is None:
@@ -325,8 +403,8 @@ class MiniMaxClient:
 
         return await self._with_retries(attempt, self.retry.attempts, is_transient, endpoint)
 
-    async def query_task(self, task_id: str) -> TaskStatus:
-        """The current status of a task."""
+    async def query_task(self, task_id: str, *, attempts: int | None = None) -> TaskStatus:
+        """The current status of a task (``attempts``: tries in all, default the policy's)."""
         endpoint = "GET /v1/query/video_generation"
 
         async def attempt() -> TaskStatus:
@@ -338,9 +416,10 @@ class MiniMaxClient:
             except ValueError:
                 raise response.malformed("no task status in the answer") from None
 
-        return await self._with_retries(attempt, self.retry.attempts, is_transient, endpoint)
+        tries = attempts or self.retry.attempts
+        return await self._with_retries(attempt, tries, is_transient, endpoint)
 
-    async def retrieve_file(self, file_id: str) -> FileInfo:
+    async def retrieve_file(self, file_id: str, *, attempts: int | None = None) -> FileInfo:
         """The description and a fresh download URL of a generated file."""
         endpoint = "GET /v1/files/retrieve"
 
@@ -361,7 +440,8 @@ class MiniMaxClient:
                 download_url=url.strip(),
             )
 
-        return await self._with_retries(attempt, self.retry.attempts, is_transient, endpoint)
+        tries = attempts or self.retry.attempts
+        return await self._with_retries(attempt, tries, is_transient, endpoint)
 
     async def download(
         self,
@@ -370,6 +450,7 @@ class MiniMaxClient:
         *,
         progress: Callable[[int, int | None], None] | None = None,
         expected_bytes: int | None = None,
+        attempts: int | None = None,
     ) -> Download:
         """Stream ``url`` to ``dest`` atomically, hashing it on the way; never sends the API key.
 
@@ -383,11 +464,11 @@ class MiniMaxClient:
         where = _redact_url(url)
 
         async def attempt() -> Download:
-            return await self._download_once(url, dest, where, progress, expected_bytes)
+            async with self._download_gate:
+                return await self._download_once(url, dest, where, progress, expected_bytes)
 
-        return await self._with_retries(
-            attempt, self.retry.download_attempts, _download_retryable, f"download {where}"
-        )
+        tries = attempts or self.retry.download_attempts
+        return await self._with_retries(attempt, tries, _download_retryable, f"download {where}")
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -401,11 +482,11 @@ class MiniMaxClient:
         retryable: Callable[[BaseException], bool],
         what: str,
     ) -> T:
-        policy = self.retry
-
-        def wait(state: RetryCallState) -> float:
+        def stop(state: RetryCallState) -> bool:
+            if state.attempt_number >= attempts:
+                return True
             error = state.outcome.exception() if state.outcome is not None else None
-            return policy.wait(state.attempt_number, error)
+            return _not_connected(error) and state.attempt_number >= CONNECT_ATTEMPTS
 
         def before_sleep(state: RetryCallState) -> None:
             error = state.outcome.exception() if state.outcome is not None else None
@@ -421,14 +502,20 @@ class MiniMaxClient:
             )
 
         retrying = AsyncRetrying(
-            stop=stop_after_attempt(attempts),
-            wait=wait,
+            stop=stop,
+            wait=self.retry.strategy(),
             retry=retry_if_exception(retryable),
             sleep=self._sleep,
             before_sleep=before_sleep,
             reraise=True,
         )
-        result: T = await retrying(op)
+        try:
+            result: T = await retrying(op)
+        except MmgenError as err:
+            tries = retrying.statistics.get("attempt_number", 1)
+            if tries > 1 and retryable(err):  # say once, at the end, that it was retried
+                err.message += f" (gave up after {tries} tries)"
+            raise
         return result
 
     async def _call(
@@ -439,17 +526,21 @@ class MiniMaxClient:
         params: Mapping[str, str] | None = None,
         json: dict[str, Any] | None = None,
         submit: bool = False,
+        before_send: Callable[[], Awaitable[None]] | None = None,
     ) -> _Answer:
         endpoint = f"{method} {path}"
         try:
-            response = await self._http.request(
-                method,
-                self.base_url + path,
-                params=params,
-                json=json,
-                headers={"Authorization": f"Bearer {self._api_key}"},
-                timeout=API_TIMEOUT,
-            )
+            async with self._gate:
+                if before_send is not None:  # a connection slot is ours: the request leaves now
+                    await before_send()
+                response = await self._http.request(
+                    method,
+                    self.base_url + path,
+                    params=params,
+                    json=json,
+                    headers={"Authorization": f"Bearer {self._api_key}"},
+                    timeout=API_TIMEOUT,
+                )
         except httpx.TransportError as exc:
             detail = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
             if submit and not isinstance(exc, _NOT_SENT):
@@ -457,9 +548,14 @@ class MiniMaxClient:
                     f"{endpoint} at {self.base_url}: {detail} after the request was sent",
                     hint=_AMBIGUOUS_HINT,
                 ) from exc
+            if isinstance(exc, _NOT_SENT):
+                raise ConnectFailedError(
+                    f"cannot connect to {self.base_url} ({detail})",
+                    hint=f"check the network and {self.base_url_source}",
+                ) from exc
             raise TransportError(
                 f"{endpoint} at {self.base_url}: {detail}",
-                hint="check the network and MINIMAX_BASE_URL; retried",
+                hint=f"check the network and {self.base_url_source}",
             ) from exc
         return self._check(response, endpoint, submit)
 
@@ -533,7 +629,7 @@ class MiniMaxClient:
             raise DownloadError(f"invalid download URL {where}: {exc}") from exc
         if parsed.scheme not in ("http", "https") or not parsed.host:
             raise DownloadError(f"invalid download URL {where}: not an absolute http(s) URL")
-        request = self._http.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
+        request = self._cdn.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
         # The CDN URL must never see the API key, even if the http client carries one by default.
         request.headers.pop("Authorization", None)
         dest.parent.mkdir(parents=True, exist_ok=True)
@@ -544,7 +640,7 @@ class MiniMaxClient:
             ) as tmp:
                 tmp_path = Path(tmp.name)
                 digest, size = await self._stream_to(request, tmp, where, progress, expected_bytes)
-            await asyncio.to_thread(_commit, tmp_path, dest)
+            await asyncio.to_thread(commit, tmp_path, dest)
             tmp_path = None
             return Download(path=dest, sha256=digest, bytes=size)
         finally:
@@ -560,7 +656,7 @@ class MiniMaxClient:
         expected_bytes: int | None,
     ) -> tuple[str, int]:
         try:
-            response = await self._http.send(request, stream=True, follow_redirects=True)
+            response = await self._cdn.send(request, stream=True, follow_redirects=True)
         except httpx.TransportError as exc:
             raise DownloadError(f"download {where}: {type(exc).__name__}: {exc}") from exc
         try:
@@ -636,31 +732,24 @@ def normalize_status(status: str) -> str:
     return _STATUSES.get(status.strip().lower(), status)
 
 
+def _pool(size: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
+    size = max(1, size)
+    return httpx.AsyncClient(
+        timeout=timeout,
+        headers={"User-Agent": f"mmgen/{__version__}"},
+        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
+    )
+
+
+def _not_connected(error: BaseException | None) -> bool:
+    return isinstance(error, ConnectFailedError)
+
+
 def _download_retryable(error: BaseException) -> bool:
     if not isinstance(error, DownloadError) or error.url_expired:
         return False
     status = error.http_status
     return status is None or status == 429 or status >= 500
-
-
-def _commit(tmp_path: Path, dest: Path) -> None:
-    """fsync the finished temp file, rename it over ``dest`` and fsync the folder."""
-    fd = os.open(tmp_path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp_path, dest)
-    try:
-        dir_fd = os.open(dest.parent, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def _base_resp(data: Mapping[str, Any] | None) -> tuple[int | None, str]:

@@ -10,7 +10,7 @@ command line maps it to and gives a one-line message that says what to do about 
     ├── UsageError                  bad option values, missing API key, nothing to do
     ├── SpecError                   one or more job-file problems (``problems``: list of Problem)
     ├── StateError                  the out dir / outcome records cannot be used
-    │   └── LockedError             another runner holds the out dir's lock        (exit 1)
+    │   └── LockedError             another runner holds the out dir's lock       (exit 75)
     ├── ApiError                    MiniMax answered with a non-zero base_resp code  (exit 1)
     │   ├── AuthError               1004, 2049: the key is wrong or not allowed
     │   ├── BalanceError            1008: insufficient balance
@@ -18,24 +18,33 @@ command line maps it to and gives a one-line message that says what to do about 
     │   ├── RateLimitError          1002, 1039, 1041, 2045 (and HTTP 429): retryable
     │   ├── ContentError            1026, 1027: sensitive input or output
     │   ├── InvalidRequestError     2013, 1042: the request body was refused
+    │   │   └── CallbackCheckError  2013 "fail to check callback url": no task was created
     │   └── ServerError             1000, 1001, 1013, 1024, 1033 (and HTTP 5xx): retryable
     ├── TransportError              network failure talking to the API               (exit 1)
+    │   ├── ConnectFailedError      the connection could not even be made (nothing sent)
     │   └── AmbiguousSubmitError    the create call may or may not have reached MiniMax
-    ├── DownloadError               the video could not be fetched or was incomplete (exit 1)
-    ├── TaskFailedError             the task ended with status Fail                  (exit 1)
-    └── JobTimeoutError             the job did not finish within --timeout          (exit 1)
+    └── DownloadError               the video could not be fetched or was incomplete (exit 1)
 
-Exit codes: 0 success, 1 a job (or the API) failed, 2 bad input or usage, 130 interrupted.
+Exit codes: 0 success, 1 a job (or the API) failed, 2 bad input or usage (nothing was done),
+3 work pending (``plan --detailed-exitcode`` only), 75 the out dir is in use by another run
+(nothing was done; try again later: sysexits' EX_TEMPFAIL), 130 interrupted.
+
+A job's failure is data (a record's ``error``), not an exception that ends the run; the run
+itself stops early only on an *account-level* error (:func:`is_account_error`: a wrong key, an
+empty balance, a spent quota), which every further create would repeat.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_PENDING = 3
+EXIT_LOCKED = 75
 EXIT_INTERRUPTED = 130
 
 
@@ -93,26 +102,26 @@ class StateError(MmgenError):
 
 
 class LockedError(StateError):
-    """Another mmgen process holds the lock of the out dir."""
+    """Another mmgen process holds the lock of the out dir: nothing was done, try later."""
 
-    exit_code = EXIT_FAILED
+    exit_code = EXIT_LOCKED
 
 
 # --- talking to MiniMax ---------------------------------------------------------------------
 
 #: What to tell a user for each documented base_resp code.
 API_HINTS: dict[int, str] = {
-    1000: "unknown error on MiniMax's side; retried, try again later",
-    1001: "MiniMax timed out; retried, try again later",
+    1000: "unknown error on MiniMax's side; try again later",
+    1001: "MiniMax timed out; try again later",
     1002: "rate limited; lower --rpm or --concurrency",
     1004: "check MINIMAX_API_KEY and that it belongs to this account/region (MINIMAX_BASE_URL)",
     1008: "insufficient balance: top up the MiniMax account, then run again",
-    1013: "MiniMax internal error; retried, try again later",
-    1024: "MiniMax internal error; retried, try again later",
+    1013: "MiniMax internal error; try again later",
+    1024: "MiniMax internal error; try again later",
     1026: "the prompt or image was flagged as sensitive: change the job file",
     1027: "the generated video was flagged as sensitive: change the prompt or image",
-    1033: "MiniMax system error; retried, try again later",
-    1039: "token limit reached; retried, try again later",
+    1033: "MiniMax system error; try again later",
+    1039: "token limit reached; try again later",
     1041: "connection limit reached; lower --concurrency",
     1042: "the prompt has too many invisible characters: clean the job file",
     2013: "MiniMax refused the request parameters: run `mmgen validate` and check the job file",
@@ -226,6 +235,8 @@ def api_error(
             cls = ServerError
         elif http_status in (401, 403):
             cls = AuthError
+    if code == 2013 and "callback" in message.lower():
+        cls = CallbackCheckError
     return (cls or ApiError)(
         code, message, trace_id=trace_id, http_status=http_status, retry_after=retry_after
     )
@@ -264,16 +275,28 @@ class DownloadError(MmgenError):
         self.http_status = http_status
 
 
-class TaskFailedError(MmgenError):
-    """MiniMax reported the task as ``Fail``."""
+class ConnectFailedError(TransportError):
+    """No connection to the API could be made (refused, DNS, connect timeout): the request
+    was surely not sent, so even a create may be retried, and no budget was spent."""
 
-    exit_code = EXIT_FAILED
+
+class CallbackCheckError(InvalidRequestError):
+    """The create was refused because MiniMax could not check the ``callback_url`` (it sends a
+    challenge during the create and wants it echoed within 3 s). No task was created, so the
+    request may be sent again, e.g. without ``callback_url``."""
+
+    def __init__(self, code: int, message: str, **kwargs: Any) -> None:
+        super().__init__(code, message, **kwargs)
+        self.hint = (
+            "MiniMax could not reach the callback listener in time: check --public-url "
+            "(a tunnel or public host forwarding to --listen), or use --wait poll"
+        )
 
 
-class JobTimeoutError(MmgenError):
-    """The job did not reach a terminal state within its timeout."""
-
-    exit_code = EXIT_FAILED
+def is_account_error(error: BaseException) -> bool:
+    """An error every further call of this run would repeat: a wrong or unauthorised key, an
+    empty balance, a spent usage window, or a server that cannot be reached at all."""
+    return isinstance(error, AuthError | BalanceError | QuotaError | ConnectFailedError)
 
 
 def is_transient(error: BaseException) -> bool:

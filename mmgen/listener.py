@@ -1,9 +1,16 @@
-"""The callback listener: a starlette app served by uvicorn inside the run's own event loop.
+"""The callback listener: a starlette app served on its own thread and event loop.
 
 MiniMax first POSTs ``{"challenge": "..."}`` to a task's ``callback_url`` and wants the same
-value echoed back within 3 s; afterwards it POSTs each status change. Nothing authenticates
-those pushes, so the listener only accepts them on an unguessable per-run path
-(``/mmgen/<token>``), only for task ids this run is waiting for, and the runner treats a
+value echoed back within 3 s — during the create call, which fails if the echo is late — and
+afterwards POSTs each status change. So the listener must answer at once whatever the run is
+doing: it runs on its own thread with its own event loop (:class:`mmgen.serving.ServerThread`),
+where thousands of job coroutines, journal fsyncs or video hashing in the run's loop cannot
+delay it. Pushes are handed to the run's loop with ``call_soon_threadsafe``.
+
+Nothing authenticates those pushes, so the listener only accepts them on an unguessable per-run
+path (``/mmgen/<token>``), only for task ids this run is waiting for, with bodies of at most
+:data:`MAX_BODY` bytes (enforced while reading: a huge body is cut off, not buffered) read
+within :data:`READ_TIMEOUT` seconds (a slow client cannot hold it), and the runner treats a
 terminal status from a push as a hint to confirm with one query, never as the truth.
 
 Unknown paths, unknown task ids and malformed bodies get 4xx answers and are ignored.
@@ -12,58 +19,69 @@ Unknown paths, unknown task ids and malformed bodies get 4xx answers and are ign
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
-from collections.abc import Iterator
+import threading
+from dataclasses import dataclass
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+
+from mmgen.serving import ServerThread
 
 log = logging.getLogger(__name__)
 
 #: Largest callback body accepted (status pushes are a few hundred bytes).
 MAX_BODY = 64 * 1024
 
+#: Seconds a client may take to send its body.
+READ_TIMEOUT = 10.0
 
-class _QuietServer(uvicorn.Server):
-    """A uvicorn server that leaves signal handling to the runner (Ctrl-C ends the run)."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+class _Refused(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
 
-    def install_signal_handlers(self) -> None:  # uvicorn < 0.29
-        return None
+
+@dataclass
+class _Watch:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[dict[str, Any]]
 
 
 class CallbackListener:
     """Receives MiniMax callbacks for the tasks a run is waiting for.
 
-    Use as ``async with CallbackListener(...) as listener:``; ``listener.callback_url`` is what
-    goes into the request body; ``listener.watch(task_id)`` gives the queue of status pushes.
+    Use as ``async with CallbackListener(...) as listener:`` (or ``start()``/``stop()``);
+    ``listener.callback_url`` goes into the request body; ``listener.watch(task_id)`` (called
+    from the run's loop) gives the queue of that task's status pushes.
     """
 
     def __init__(
-        self, host: str = "127.0.0.1", port: int = 0, *, public_url: str | None = None
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        public_url: str | None = None,
+        read_timeout: float = READ_TIMEOUT,
     ) -> None:
         self.host = host
+        self.read_timeout = read_timeout
         self.port = port
         self.public_url = public_url.rstrip("/") if public_url else None
         self.token = secrets.token_urlsafe(24)
-        self._queues: dict[str, asyncio.Queue[dict[str, Any]]] = {}
-        self._served: ServedApp | None = None
+        self._watches: dict[str, _Watch] = {}
+        self._lock = threading.Lock()
+        self._server: ServerThread | None = None
         self.challenges_answered = 0
         self.pushes_accepted = 0
         self.pushes_rejected = 0
-        self.app = Starlette(
-            routes=[Route("/mmgen/{token}", self._receive, methods=["POST"])],
-        )
+        self.app = Starlette(routes=[Route("/mmgen/{token}", self._receive, methods=["POST"])])
 
     @property
     def path(self) -> str:
@@ -79,57 +97,101 @@ class CallbackListener:
             host = f"[{host}]"
         return f"http://{host}:{self.port}{self.path}"
 
-    # --- subscriptions ---------------------------------------------------------------------
+    # --- subscriptions (the run's loop) ----------------------------------------------------
 
     def watch(self, task_id: str) -> asyncio.Queue[dict[str, Any]]:
         """Start accepting pushes for ``task_id``; returns the queue they arrive on."""
-        return self._queues.setdefault(task_id, asyncio.Queue())
+        with self._lock:
+            watch = self._watches.get(task_id)
+            if watch is None:
+                watch = _Watch(asyncio.get_running_loop(), asyncio.Queue())
+                self._watches[task_id] = watch
+            return watch.queue
 
     def unwatch(self, task_id: str) -> None:
-        self._queues.pop(task_id, None)
+        with self._lock:
+            self._watches.pop(task_id, None)
 
-    # --- the app ---------------------------------------------------------------------------
+    @property
+    def watching(self) -> int:
+        """How many task ids pushes are accepted for."""
+        return len(self._watches)
+
+    def is_watching(self, task_id: str) -> bool:
+        return task_id in self._watches
+
+    # --- the app (the listener's own loop) -------------------------------------------------
 
     async def _receive(self, request: Request) -> Response:
-        if not secrets.compare_digest(request.path_params["token"], self.token):
-            self.pushes_rejected += 1
-            return JSONResponse({"error": "not found"}, status_code=404)
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            self.pushes_rejected += 1
-            return JSONResponse({"error": "body too large"}, status_code=413)
         try:
-            data = json.loads(body)
-        except ValueError:
+            if not secrets.compare_digest(request.path_params["token"], self.token):
+                raise _Refused(404, "not found")
+            data = await self._read_json(request)
+        except _Refused as refused:
             self.pushes_rejected += 1
-            return JSONResponse({"error": "body is not JSON"}, status_code=400)
-        if not isinstance(data, dict):
+            # close the connection: a client still sending a huge or stalled body is cut off
+            return JSONResponse(
+                {"error": str(refused)},
+                status_code=refused.status,
+                headers={"Connection": "close"} if refused.status in (408, 413) else None,
+            )
+        except ClientDisconnect:
             self.pushes_rejected += 1
-            return JSONResponse({"error": "body is not a JSON object"}, status_code=400)
+            return Response(status_code=400)
         if "challenge" in data:
             self.challenges_answered += 1
             return JSONResponse({"challenge": data["challenge"]})
         task_id = data.get("task_id")
-        queue = self._queues.get(str(task_id)) if task_id is not None else None
-        if queue is None:
+        with self._lock:
+            watch = self._watches.get(str(task_id)) if task_id is not None else None
+        if watch is None:
             self.pushes_rejected += 1
             log.debug("ignored a callback for unknown task %r", task_id)
             return JSONResponse({"error": "unknown task"}, status_code=404)
         self.pushes_accepted += 1
-        queue.put_nowait(data)
+        try:
+            watch.loop.call_soon_threadsafe(watch.queue.put_nowait, data)
+        except RuntimeError:  # the run's loop is closing
+            return JSONResponse({"error": "not listening"}, status_code=503)
         return JSONResponse({"status": "ok"})
+
+    async def _read_json(self, request: Request) -> dict[str, Any]:
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_BODY:
+            raise _Refused(413, "body too large")
+        try:
+            body = await asyncio.wait_for(_read_limited(request, MAX_BODY), self.read_timeout)
+        except TimeoutError:
+            raise _Refused(408, "body not sent in time") from None
+        try:
+            data = json.loads(body.decode("utf-8"))  # strict: no lone surrogates, no latin-1
+        except ValueError:
+            raise _Refused(400, "body is not JSON") from None
+        if not isinstance(data, dict):
+            raise _Refused(400, "body is not a JSON object")
+        return data
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    def start_thread(self) -> None:
+        """Serve on ``host:port`` (port 0 picks a free one) in a thread; returns once it
+        accepts connections."""
+        self._server = ServerThread(
+            self.app, self.host, self.port, lifespan="off", name="mmgen-callback-listener"
+        )
+        self.port = self._server.port
+        self._server.start()
+
+    def stop_thread(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
     async def start(self) -> None:
-        """Serve on ``host:port`` (port 0 picks a free one) and wait until it accepts."""
-        self._served = await serve_app_in_loop(self.app, self.host, self.port, lifespan="off")
-        self.port = self._served.port
+        await asyncio.to_thread(self.start_thread)
 
     async def stop(self) -> None:
-        if self._served is not None:
-            await self._served.stop()
-            self._served = None
+        await asyncio.to_thread(self.stop_thread)
 
     async def __aenter__(self) -> CallbackListener:
         await self.start()
@@ -139,48 +201,13 @@ class CallbackListener:
         await self.stop()
 
 
-async def serve_app_in_loop(
-    app: Any, host: str = "127.0.0.1", port: int = 0, *, lifespan: str = "auto"
-) -> ServedApp:
-    """Serve an ASGI app (the listener, or the bundled mock) as a task of the running loop.
-
-    Returns once the socket accepts connections; port 0 picks a free port.
-    """
-    config = uvicorn.Config(
-        app,
-        host=host,
-        port=port,
-        log_level="warning",
-        access_log=False,
-        lifespan=lifespan,  # type: ignore[arg-type]
-        ws="none",
-    )
-    server = _QuietServer(config)
-    task = asyncio.create_task(server.serve(), name=f"mmgen-serve-{host}:{port}")
-    while not server.started:
-        if task.done():
-            task.result()  # raises the startup error, if any
-            raise OSError(f"could not listen on {host}:{port}")
-        await asyncio.sleep(0.01)
-    bound_port = int(server.servers[0].sockets[0].getsockname()[1])
-    return ServedApp(server, task, host, bound_port)
-
-
-class ServedApp:
-    """Handle of an app served by :func:`serve_app_in_loop`."""
-
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], host: str, port: int):
-        self.server = server
-        self.task = task
-        self.host = host
-        self.port = port
-
-    @property
-    def url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
-
-    async def stop(self) -> None:
-        self.server.should_exit = True
-        with contextlib.suppress(asyncio.CancelledError):
-            await self.task
+async def _read_limited(request: Request, limit: int) -> bytes:
+    """The request body, refusing it as soon as it grows past ``limit`` bytes."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise _Refused(413, "body too large")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -65,6 +65,11 @@ class RateLimiter:
             return 0.0
         return self._stamps[0] + self.window - now
 
+    def refund(self) -> None:
+        """Give back the most recent acquisition (its request never reached the server)."""
+        if self._stamps:
+            self._stamps.pop()
+
     async def acquire(self) -> None:
         """Wait until one more call fits in the window, then count it."""
         async with self._lock:

@@ -1,149 +1,105 @@
-"""Plan and run: reconcile job files with the outcome records, like ``terraform apply``.
+"""Run a plan: many jobs at once against one MiniMax API (real or mock), each one
 
-:func:`plan` sorts every job into an :data:`Action` without spending anything.
-:class:`Runner` carries the plan out: many jobs at once (``concurrency``), each one
+    wait for a slot and the RPM limiter ─▶ record "submitting" ─▶ create ─▶ record the task id
+    ─▶ wait (callback pushes, each terminal one confirmed by a query; and/or polling)
+    ─▶ record the file id ─▶ retrieve + stream the video to its version file (sha256, fsync,
+    atomic rename) ─▶ make it the current ``NAME.mp4`` ─▶ record the outcome
 
-    record "submitting" ─▶ create ─▶ record task id ─▶ wait (callbacks and/or polling; a
-    terminal push is confirmed by one query) ─▶ record file id ─▶ retrieve ─▶ stream the
-    video to a temp file, sha256, atomic rename ─▶ record the outcome
+Every record step is durable before the next network step (:meth:`RecordStore.write`, group
+commit off the event loop), so a run killed at any instant is resumed by the next one without
+paying for a task twice. "submitting" is written after the rate limiter let the request through,
+right before it leaves: a job still queued when the run stops was never sent and stays as it was.
 
-where every record step is durable before the next network step, so a run killed at any
-instant is resumed by the next one without paying for a task twice.
+One owner per retry loop, so retries never stack. For one job, at most:
 
-The runner reports progress as :class:`JobEvent` data to a callback and returns
-:class:`RunResult` data; it never prints.
+- create: the client's retries of a retryable answer (``RetryPolicy.attempts``, 6), at most
+  3 when the connection cannot be made; never after the request may have reached MiniMax;
+- wait: one query per poll (:data:`QUERY_ATTEMPTS` tries); the wait loop is the retry, its
+  interval backing off to ``max_poll_interval``, bounded by ``--timeout``;
+- download: :data:`DOWNLOAD_ROUNDS` rounds, each one retrieve for a fresh URL
+  (:data:`RETRIEVE_ATTEMPTS` tries) and one streamed GET (:data:`DOWNLOAD_ATTEMPTS` tries,
+  each from the first byte); a round ends early only on an expired URL: 24 requests at worst
+  (it was about 90 when client, runner and retrieve retries nested).
+
+The run stops submitting at the first account-level error (wrong key, empty balance, spent
+quota, unreachable server: :func:`~mmgen.errors.is_account_error`): one message, the jobs not
+yet sent untouched. A create refused because MiniMax could not check the callback URL (no task
+was created) is sent again without ``callback_url`` in ``--wait auto`` and that job is polled;
+after :data:`CALLBACK_REFUSALS` such refusals callbacks are no longer offered in this run.
+
+The runner reports progress as :class:`~mmgen.outcomes.JobEvent` data and returns a
+:class:`~mmgen.outcomes.RunResult`; it never prints.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
-import signal
-import time
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-import httpx
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 from mmgen.client import TERMINAL_STATUSES, normalize_status
 from mmgen.errors import (
-    EXIT_FAILED,
-    EXIT_OK,
     AmbiguousSubmitError,
     ApiError,
+    CallbackCheckError,
     ContentError,
     DownloadError,
+    InvalidRequestError,
     MmgenError,
+    StateError,
     TransportError,
-    UsageError,
+    is_account_error,
     is_transient,
 )
-from mmgen.records import Record, RecordError, RecordStore, utc_now
+from mmgen.files import link_or_copy
+from mmgen.outcomes import EventSink, JobEvent, JobOutcome, RunResult
+from mmgen.planning import PlanItem, version_path
+from mmgen.records import Record, RecordError, RecordStore, request_snapshot, utc_now
 
 if TYPE_CHECKING:
-    from mmgen.client import MiniMaxClient, TaskStatus
+    from mmgen.client import Download, FileInfo, TaskStatus
     from mmgen.listener import CallbackListener
-    from mmgen.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
-Action = Literal["submit", "skip", "resume", "changed", "unknown"]
 WaitMode = Literal["auto", "callback", "poll"]
 
 #: How long an interrupted run waits for create calls in flight (so their task ids are kept).
 SUBMIT_GRACE_SECONDS = 15.0
-
-#: How many times a download is retried with a fresh URL from the retrieve endpoint.
-DOWNLOAD_ATTEMPTS = 5
-
-
-# --- planning ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PlanItem:
-    """What a run will do with one job, and why."""
-
-    job: JobSpec
-    action: Action
-    reason: str
-    record: Record | None = None  # the record the action continues from (skip/resume/unknown)
+#: Tries of one status query inside the wait loop (the loop itself is the retry).
+QUERY_ATTEMPTS = 2
+#: Rounds of retrieve (fresh URL) + download; tries of each inside one round.
+DOWNLOAD_ROUNDS = 4
+RETRIEVE_ATTEMPTS = 3
+DOWNLOAD_ATTEMPTS = 3
+#: Creates refused for the callback URL after which callbacks are no longer offered.
+CALLBACK_REFUSALS = 3
 
 
-def file_sha256(path: Path) -> str | None:
-    """sha256 of a file, streamed; None when it does not exist."""
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                digest.update(chunk)
-    except FileNotFoundError:
-        return None
-    return digest.hexdigest()
+class ApiClient(Protocol):
+    """What the runner needs of :class:`mmgen.client.MiniMaxClient` (tests fake it)."""
 
+    async def create_task(
+        self, body: dict[str, Any], *, before_send: Callable[[], Awaitable[None]] | None = None
+    ) -> str: ...
 
-def plan(
-    jobs: Sequence[JobSpec],
-    store: RecordStore,
-    *,
-    replace: Collection[str] = (),
-    resubmit_unknown: bool = False,
-) -> list[PlanItem]:
-    """Decide, per job, what a run does: submit, skip, resume, changed or unknown."""
-    items: list[PlanItem] = []
-    for job in jobs:
-        record = store.get(job.name, job.spec_hash)
-        others = [r for r in store.for_job(job.name) if r.spec_hash != job.spec_hash]
-        if job.name in replace:
-            items.append(PlanItem(job, "submit", "--replace: generate again", record))
-        elif record is None:
-            if others:
-                items.append(
-                    PlanItem(job, "changed", "job file changed since the last run", others[-1])
-                )
-            else:
-                items.append(PlanItem(job, "submit", "new job"))
-        elif record.state == "success":
-            items.append(_plan_success(job, store.out_dir, record))
-        elif record.state == "submitted":
-            reason = "in flight: re-attach to task " + str(record.task_id)
-            if record.error is not None:
-                reason = f"task {record.task_id} not finished last time ({record.error.message})"
-            items.append(PlanItem(job, "resume", reason, record))
-        elif record.state in ("submitting", "unknown"):
-            if resubmit_unknown:
-                items.append(PlanItem(job, "submit", "--resubmit-unknown", record))
-            else:
-                items.append(
-                    PlanItem(
-                        job,
-                        "unknown",
-                        "a submit was interrupted: the task may exist; "
-                        "use --resubmit-unknown to submit it again",
-                        record,
-                    )
-                )
-        else:  # failed
-            message = record.error.message if record.error else "failed"
-            items.append(PlanItem(job, "submit", f"retry after failure: {message}", record))
-    return items
+    async def query_task(self, task_id: str, *, attempts: int | None = None) -> TaskStatus: ...
 
+    async def retrieve_file(self, file_id: str, *, attempts: int | None = None) -> FileInfo: ...
 
-def _plan_success(job: JobSpec, out_dir: Path, record: Record) -> PlanItem:
-    # job.output, not record.video: a changed `output` (not part of the spec hash) moves the
-    # video by downloading it again, never by generating it again
-    actual = file_sha256(out_dir / job.output)
-    if actual is not None and actual == record.sha256:
-        return PlanItem(job, "skip", "done", record)
-    why = "video missing" if actual is None else "video differs from the recorded sha256"
-    return PlanItem(job, "resume", f"{why}: download file {record.file_id} again", record)
-
-
-# --- running -------------------------------------------------------------------------------
+    async def download(
+        self,
+        url: str,
+        dest: Path,
+        *,
+        progress: Callable[[int, int | None], None] | None = None,
+        expected_bytes: int | None = None,
+        attempts: int | None = None,
+    ) -> Download: ...
 
 
 @dataclass(frozen=True)
@@ -158,57 +114,20 @@ class RunConfig:
     timeout: float = 1800.0  # per job, from submit (or resume) to a downloaded video
 
 
-@dataclass(frozen=True)
-class JobEvent:
-    """A step of one job, for progress displays. ``phase`` is one of: ``planned``,
-    ``submitting``, ``submitted``, ``waiting``, ``downloading``, ``finished``."""
-
-    job: str
-    action: Action
-    phase: str
-    task_id: str | None = None
-    status: str | None = None  # MiniMax's task status, when known
-    done_bytes: int = 0
-    total_bytes: int | None = None
-    record: Record | None = None
-    message: str | None = None
-    ok: bool | None = None  # set on "finished"
-    at: float = field(default_factory=time.monotonic)
+class _NotSent(Exception):
+    """The run stopped submitting before this job's request left."""
 
 
-@dataclass(frozen=True)
-class JobOutcome:
-    """What happened to one job in this run."""
+class _Lost(Exception):
+    """The API no longer knows the task or file (expired, another key, a restarted mock)."""
 
-    job: str
-    action: Action
-    ok: bool
-    record: Record | None
-    message: str
-
-    def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = dict(self.record.to_json()) if self.record else {"job": self.job}
-        data.update({"action": self.action, "ok": self.ok, "message": self.message})
-        return data
+    def __init__(self, what: str, error: MmgenError) -> None:
+        super().__init__(what)
+        self.error = error
 
 
-@dataclass
-class RunResult:
-    outcomes: list[JobOutcome]
-
-    @property
-    def ok(self) -> bool:
-        return all(o.ok for o in self.outcomes)
-
-    @property
-    def exit_code(self) -> int:
-        return EXIT_OK if self.ok else EXIT_FAILED
-
-
-EventSink = Callable[[JobEvent], None]
-
-
-def _error_of(err: MmgenError) -> RecordError:
+def record_error(err: MmgenError) -> RecordError:
+    """The ``error`` of a record for an mmgen error."""
     if isinstance(err, ApiError):
         return RecordError(code=err.code, message=err.one_line())
     if isinstance(err, AmbiguousSubmitError):
@@ -220,46 +139,12 @@ def _error_of(err: MmgenError) -> RecordError:
     return RecordError(code="error", message=err.one_line())
 
 
-def mark_interrupted_submits(store: RecordStore) -> list[Record]:
-    """Records left in "submitting" by a run that died before it got a task id become
-    "unknown": the task may or may not exist, and only the user may decide to pay again."""
-    changed = []
-    for record in store.records():
-        if record.state == "submitting":
-            changed.append(
-                store.put(
-                    record.evolve(
-                        state="unknown",
-                        error=RecordError(
-                            "interrupted",
-                            "the run stopped after submitting began and before a task id "
-                            "came back: the task may exist",
-                        ),
-                    )
-                )
-            )
-    return changed
-
-
-def remove_partial_downloads(out_dir: Path) -> list[Path]:
-    """Delete the temp files of downloads a killed run left behind (``.NAME.*.part``).
-
-    Only call with the out dir's lock held: then no download of another run is in progress.
-    """
-    removed = []
-    for part in out_dir.rglob(".*.part"):
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-            removed.append(part)
-    return removed
-
-
 class Runner:
     """Carries out a plan against one MiniMax API (real or mock)."""
 
     def __init__(
         self,
-        client: MiniMaxClient,
+        client: ApiClient,
         store: RecordStore,
         config: RunConfig,
         *,
@@ -272,30 +157,72 @@ class Runner:
         self.listener = listener
         self._emit: EventSink = on_event or (lambda _event: None)
         self._slots = asyncio.Semaphore(max(1, config.concurrency))
+        self._stopped: str | None = None
+        self._stop_event = asyncio.Event()
+        self._offer_callbacks = listener is not None
+        self._callback_refusals = 0
+        self._polled: set[str] = set()  # jobs whose task was created without our callback
+        self._warnings: list[str] = []
+
+    # --- the run ---------------------------------------------------------------------------
 
     async def run(self, items: Sequence[PlanItem]) -> RunResult:
         """Run every item of a plan; returns one outcome per job, in plan order."""
         for item in items:
             self._emit(JobEvent(item.job.name, item.action, "planned", message=item.reason))
-        outcomes = await asyncio.gather(*(self._run_one(item) for item in items))
-        return RunResult(list(outcomes))
+        outcomes: list[JobOutcome | None] = [None] * len(items)
+
+        async def one(index: int, item: PlanItem) -> None:
+            outcomes[index] = await self._run_one(item)
+
+        try:
+            async with asyncio.TaskGroup() as group:
+                for index, item in enumerate(items):
+                    group.create_task(one(index, item), name=f"mmgen-job-{item.job.name}")
+        except ExceptionGroup as errors:
+            # a record could not be written (disk full...): every job stops, the message shows
+            first = errors.subgroup(lambda e: isinstance(e, MmgenError))
+            if first is not None:
+                raise _first_leaf(first) from errors
+            raise
+        finally:
+            await self.store.drain()
+        done = [o for o in outcomes if o is not None]
+        return RunResult(done, stopped=self._stopped, warnings=list(self._warnings))
+
+    def stop(self, error: MmgenError) -> None:
+        """Stop submitting: an error that every further create would repeat."""
+        if self._stopped is None:
+            self._stopped = f"stopped submitting: {error.one_line()}"
+            log.warning("%s", self._stopped)
+            self._stop_event.set()
+
+    def _warn_once(self, message: str) -> None:
+        if message not in self._warnings:
+            self._warnings.append(message)
+            log.warning("%s", message)
 
     async def _run_one(self, item: PlanItem) -> JobOutcome:
         if item.action == "skip":
-            outcome = JobOutcome(item.job.name, "skip", True, item.record, "already done")
-            self._finish(item, outcome)
-            return outcome
-        if item.action == "unknown":
+            outcome = await self._skip(item)
+        elif item.action == "unknown":
             outcome = JobOutcome(item.job.name, "unknown", False, item.record, item.reason)
-            self._finish(item, outcome)
-            return outcome
-        async with self._slots:
-            try:
-                outcome = await asyncio.wait_for(self._work(item), self.config.timeout)
-            except TimeoutError:
-                outcome = self._timed_out(item)
+        else:
+            async with self._slots:
+                if self._stopped is not None:
+                    outcome = self._not_sent(item)
+                else:
+                    try:
+                        outcome = await asyncio.wait_for(self._work(item), self.config.timeout)
+                    except TimeoutError:
+                        outcome = await self._timed_out(item)
         self._finish(item, outcome)
         return outcome
+
+    def _not_sent(self, item: PlanItem) -> JobOutcome:
+        return JobOutcome(
+            item.job.name, item.action, False, item.record, "not sent: the run stopped submitting"
+        )
 
     def _finish(self, item: PlanItem, outcome: JobOutcome) -> None:
         self._emit(
@@ -310,11 +237,11 @@ class Runner:
             )
         )
 
-    def _timed_out(self, item: PlanItem) -> JobOutcome:
+    async def _timed_out(self, item: PlanItem) -> JobOutcome:
         current = self.store.get(item.job.name, item.job.spec_hash)
         message = f"not finished after {self.config.timeout:g} s; the next run resumes it"
         if current is not None and current.state == "submitted":
-            current = self.store.put(current.evolve(error=RecordError("timeout", message)))
+            current = await self.store.write(current.evolve(error=RecordError("timeout", message)))
         return JobOutcome(item.job.name, item.action, False, current, message)
 
     # --- one job ---------------------------------------------------------------------------
@@ -322,26 +249,32 @@ class Runner:
     async def _work(self, item: PlanItem) -> JobOutcome:
         job = item.job
         record = item.record if item.action == "resume" else None
+        fresh = record is None
         if record is None:
             submitted = await self._submit(item)
             if isinstance(submitted, JobOutcome):
                 return submitted
             record = submitted
-        assert record.task_id is not None or record.file_id is not None
         if record.state == "success" and record.file_id:
             return await self._download(item, record)  # re-download a recorded success
         try:
-            status = await self._wait(item, record)
+            status = await self._wait(item, record, fresh=fresh)
+        except _Lost as lost:
+            return await self._lost(item, record, lost)
         except ContentError as err:  # 1026/1027 reported while querying: the task is over
-            failed = self.store.put(
-                record.evolve(state="failed", error=_error_of(err), finished_at=utc_now())
+            failed = await self.store.write(
+                record.evolve(state="failed", error=record_error(err), finished_at=utc_now())
             )
             return JobOutcome(job.name, item.action, False, failed, err.one_line())
-        except MmgenError as err:  # transport/auth trouble while waiting: resume next run
-            kept = self.store.put(record.evolve(error=_error_of(err)))
+        except MmgenError as err:  # auth trouble, or the run stopped: resume next run
+            if is_account_error(err):
+                self.stop(err)
+            kept = await self.store.write(record.evolve(error=record_error(err)))
             return JobOutcome(job.name, item.action, False, kept, err.one_line())
+        if status is None:  # the run stopped while this job waited
+            return JobOutcome(job.name, item.action, False, record, "waiting stopped: resume later")
         if status.status != "Success":
-            failed = self.store.put(
+            failed = await self.store.write(
                 record.evolve(
                     state="failed",
                     error=RecordError(
@@ -351,76 +284,139 @@ class Runner:
                 )
             )
             return JobOutcome(job.name, item.action, False, failed, "task failed on MiniMax")
-        record = self.store.put(
-            record.evolve(
-                file_id=status.file_id,
-                width=status.width,
-                height=status.height,
-                video=job.output,
-            )
+        record = await self.store.write(
+            record.evolve(file_id=status.file_id, width=status.width, height=status.height)
         )
         return await self._download(item, record)
 
-    async def _submit(self, item: PlanItem) -> Record | JobOutcome:
-        job = item.job
-        self._emit(JobEvent(job.name, item.action, "submitting"))
-        record = self.store.put(
-            Record(
-                job=job.name,
-                spec=job.file,
-                spec_hash=job.spec_hash,
-                state="submitting",
-                video=job.output,
-                submitted_at=utc_now(),
+    async def _lost(self, item: PlanItem, record: Record, lost: _Lost) -> JobOutcome:
+        message = (
+            f"MiniMax no longer knows {lost} ({lost.error.message}): it expired, was made "
+            "with another API key, or the mock was restarted; the next run submits the job again"
+        )
+        failed = await self.store.write(
+            record.evolve(
+                state="failed", error=RecordError("task_lost", message), finished_at=utc_now()
             )
         )
+        return JobOutcome(item.job.name, item.action, False, failed, message)
+
+    # --- submit ----------------------------------------------------------------------------
+
+    async def _submit(self, item: PlanItem) -> Record | JobOutcome:
+        job = item.job
         body = dict(job.body)
-        if self.listener is not None and "callback_url" not in body:
+        callback = self._offer_callbacks and self._own_callback(item)
+        if callback and self.listener is not None:
             body["callback_url"] = self.listener.callback_url
+        pending = Record(
+            job=job.name,
+            spec=job.file,
+            spec_hash=job.spec_hash,
+            state="submitting",
+            video=version_path(job.output, job.spec_hash),
+            request=request_snapshot(job.body),
+            image=_subject_image(job),
+            source_hash=getattr(job, "source_hash", None),
+        )
+        written: list[Record] = []
+
+        async def before_send() -> None:
+            if self._stopped is not None:
+                raise _NotSent
+            if not written:
+                self._emit(JobEvent(job.name, item.action, "submitting"))
+                written.append(await self.store.write(pending.evolve(submitted_at=utc_now())))
+
         try:
-            task_id = await self._create(record, body)
+            try:
+                task_id = await self._create(written, body, before_send)
+            except CallbackCheckError as err:
+                if not callback or self.config.wait != "auto":
+                    raise
+                self._callback_refused(err)
+                body.pop("callback_url", None)
+                self._polled.add(job.name)
+                task_id = await self._create(written, body, before_send)
+        except _NotSent:
+            return self._not_sent(item)
         except AmbiguousSubmitError as err:
-            unknown = self.store.put(record.evolve(state="unknown", error=_error_of(err)))
+            unknown = await self.store.write(
+                written[0].evolve(state="unknown", error=record_error(err))
+            )
             message = f"{err.one_line()}; the task may exist: check, then --resubmit-unknown"
             return JobOutcome(job.name, item.action, False, unknown, message)
         except MmgenError as err:  # refused (or never reached MiniMax): nothing was created
-            failed = self.store.put(
-                record.evolve(state="failed", error=_error_of(err), finished_at=utc_now())
+            if is_account_error(err) or (
+                isinstance(err, CallbackCheckError) and self.config.wait == "callback"
+            ):
+                self.stop(err)
+            if not written:
+                return JobOutcome(job.name, item.action, False, item.record, err.one_line())
+            failed = await self.store.write(
+                written[0].evolve(state="failed", error=record_error(err), finished_at=utc_now())
             )
             return JobOutcome(job.name, item.action, False, failed, err.one_line())
-        record = self.store.put(record.evolve(state="submitted", task_id=task_id))
+        record = await self.store.write(written[0].evolve(state="submitted", task_id=task_id))
         self._emit(JobEvent(job.name, item.action, "submitted", task_id=task_id))
         return record
 
-    async def _create(self, record: Record, body: dict[str, Any]) -> str:
+    def _callback_refused(self, err: CallbackCheckError) -> None:
+        self._callback_refusals += 1
+        self._warn_once(
+            "MiniMax could not check the callback URL (its challenge went unanswered): "
+            "those jobs are sent again without a callback and polled; give --public-url "
+            "(a tunnel to --listen) for callbacks"
+        )
+        if self._callback_refusals >= CALLBACK_REFUSALS and self._offer_callbacks:
+            self._offer_callbacks = False
+            log.warning("callbacks are no longer offered in this run (%s)", err.status_msg)
+
+    async def _create(
+        self, written: list[Record], body: dict[str, Any], before_send: Callable[[], Any]
+    ) -> str:
         """The create call, shielded: if the run is interrupted while it is in flight, it is
         given a short grace period to come back so its task id is recorded, not lost."""
-        create = asyncio.ensure_future(self.client.create_task(body))
+        create = asyncio.ensure_future(self.client.create_task(body, before_send=before_send))
         try:
             return await asyncio.shield(create)
         except asyncio.CancelledError:
+            if not written:  # still queued for the rate limiter: nothing left, nothing to keep
+                create.cancel()
+                raise
             with contextlib.suppress(Exception):
                 task_id = await asyncio.wait_for(create, SUBMIT_GRACE_SECONDS)
-                self.store.put(record.evolve(state="submitted", task_id=task_id))
+                if written:
+                    await self.store.write(written[0].evolve(state="submitted", task_id=task_id))
             create.cancel()
             raise
 
-    async def _wait(self, item: PlanItem, record: Record) -> TaskStatus:
-        """Wait for a terminal status: callback pushes (confirmed by a query) and/or polling."""
+    # --- wait ------------------------------------------------------------------------------
+
+    def _own_callback(self, item: PlanItem) -> bool:
+        """Callbacks reach this run only when the job file does not set its own callback_url."""
+        return "callback_url" not in item.job.body and item.job.name not in self._polled
+
+    async def _wait(self, item: PlanItem, record: Record, *, fresh: bool) -> TaskStatus | None:
+        """Wait for a terminal status: callback pushes (confirmed by a query) and/or polling.
+        None when the run stopped meanwhile."""
         task_id = record.task_id
         assert task_id is not None
         queue = None
-        if self.listener is not None and self._own_callback(item):
+        if self.listener is not None and self._offer_callbacks and self._own_callback(item):
             queue = self.listener.watch(task_id)
-        polling = self.config.wait != "callback" or queue is None
+        # a resumed task's callback_url was an earlier run's listener: poll it, whatever --wait
+        polling = self.config.wait != "callback" or queue is None or not fresh
         interval = self.config.poll_interval
-        if queue is not None and polling:
+        if queue is not None and polling and fresh:
             interval = max(interval, self.config.poll_interval * 3)  # polling is the fallback
         try:
-            # One query first: on resume the task may be long finished, and pushes sent before
-            # the task id was known were refused.
-            status = await self._poll(item, task_id)
+            # On resume the task may be long finished: ask at once. A fresh task is asked
+            # after the first interval (or when a push says it is done).
+            status = None if fresh else await self._poll(item, task_id)
             while status is None or not status.terminal:
+                if self._stopped is not None:
+                    return None
                 pushed = await self._next_push(queue, interval if polling else None)
                 if pushed is not None:
                     pushed_status = normalize_status(str(pushed.get("status", "")))
@@ -432,7 +428,7 @@ class Runner:
                     # a push is a hint, never the truth: confirm with the query endpoint
                     status = await self._poll(item, task_id)
                     if status is not None and not status.terminal:
-                        log.warning("task %s: ignored an unconfirmed %r push", task_id, pushed)
+                        log.info("task %s: ignored an unconfirmed %r push", task_id, pushed_status)
                     continue
                 status = await self._poll(item, task_id)
                 interval = min(interval * 1.5, max(self.config.max_poll_interval, interval))
@@ -441,48 +437,59 @@ class Runner:
             if queue is not None and self.listener is not None:
                 self.listener.unwatch(task_id)
 
-    def _own_callback(self, item: PlanItem) -> bool:
-        """Callbacks reach this run only when the job file does not set its own callback_url."""
-        return "callback_url" not in item.job.body
-
     async def _next_push(
         self, queue: asyncio.Queue[dict[str, Any]] | None, timeout: float | None
     ) -> dict[str, Any] | None:
-        if queue is None:
-            if timeout is None:  # pragma: no cover - guarded by _wait
-                raise RuntimeError("nothing to wait on")
-            await asyncio.sleep(timeout)
-            return None
+        """The next push, or None after ``timeout`` (or when the run stops)."""
+        waiters: list[asyncio.Future[Any]] = [asyncio.ensure_future(self._stop_event.wait())]
+        if queue is not None:
+            if not queue.empty():
+                waiters[0].cancel()
+                return queue.get_nowait()
+            waiters.append(asyncio.ensure_future(queue.get()))
         try:
-            return await asyncio.wait_for(queue.get(), timeout)
-        except TimeoutError:
-            return None
+            done, _ = await asyncio.wait(
+                waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+        for waiter in done:
+            result = waiter.result()
+            if isinstance(result, dict):
+                return result
+        return None
 
     async def _poll(self, item: PlanItem, task_id: str) -> TaskStatus | None:
-        """The task's status, or None when MiniMax could not be asked right now (the client's
-        retries are exhausted on a transient failure): waiting goes on until the job's
-        timeout. Other errors (auth, sensitive output...) end the wait."""
+        """The task's status, or None when MiniMax could not be asked right now (a transient
+        failure): waiting goes on until the job's timeout. A task the API does not know
+        raises :class:`_Lost`; other errors (auth, sensitive output...) end the wait."""
         try:
-            status = await self.client.query_task(task_id)
+            status = await self.client.query_task(task_id, attempts=QUERY_ATTEMPTS)
+        except InvalidRequestError as err:
+            raise _Lost(f"task {task_id}", err) from err
         except MmgenError as err:
-            if not is_transient(err):
+            if not is_transient(err) or is_account_error(err):
                 raise
-            log.warning("task %s: status query failed (%s); still waiting", task_id, err)
+            log.info("task %s: status query failed (%s); still waiting", task_id, err)
             return None
         self._emit(JobEvent(item.job.name, item.action, "waiting", task_id, status.status))
         return status
 
+    # --- download --------------------------------------------------------------------------
+
     async def _download(self, item: PlanItem, record: Record) -> JobOutcome:
         job = item.job
-        assert record.file_id is not None
-        dest = self.store.out_dir / job.output
-        dest.parent.mkdir(parents=True, exist_ok=True)
+        file_id = record.file_id
+        assert file_id is not None
+        version = version_path(job.output, job.spec_hash)
+        dest = self.store.out_dir / version
         last_error: MmgenError | None = None
-        for _attempt in range(DOWNLOAD_ATTEMPTS):
+        for _round in range(DOWNLOAD_ROUNDS):
             try:
-                info = await self.client.retrieve_file(record.file_id)
+                info = await self.client.retrieve_file(file_id, attempts=RETRIEVE_ATTEMPTS)
 
-                def progress(done: int, total: int | None, size: int | None = info.bytes) -> None:
+                def progress(done: int, total: int | None) -> None:
                     self._emit(
                         JobEvent(
                             job.name,
@@ -491,146 +498,81 @@ class Runner:
                             record.task_id,
                             "Success",
                             done,
-                            total or size or None,
+                            total,
                         )
                     )
 
                 progress(0, None)
+                # never rely on `bytes`: the real API answers 0; Content-Length is checked
                 got = await self.client.download(
-                    info.download_url, dest, progress=progress, expected_bytes=info.bytes or None
+                    info.download_url, dest, progress=progress, attempts=DOWNLOAD_ATTEMPTS
                 )
+            except InvalidRequestError as err:
+                return await self._lost(item, record, _Lost(f"file {file_id}", err))
             except MmgenError as err:
                 last_error = err
+                if is_account_error(err):
+                    self.stop(err)
+                    break
                 if not (isinstance(err, DownloadError) or is_transient(err)):
                     break
                 log.info("download of %s failed (%s); retrieving a fresh URL", job.name, err)
                 continue
-            done = self.store.put(
+            await asyncio.to_thread(publish, self.store.out_dir, version, job.output)
+            done = await self.store.write(
                 record.evolve(
                     state="success",
                     sha256=got.sha256,
                     bytes=got.bytes,
-                    video=str(dest.relative_to(self.store.out_dir)),
+                    video=version,
                     error=None,
                     finished_at=utc_now(),
                 )
             )
             return JobOutcome(job.name, item.action, True, done, "downloaded")
         assert last_error is not None
-        kept = self.store.put(record.evolve(error=_error_of(last_error)))
+        kept = await self.store.write(record.evolve(error=record_error(last_error)))
         return JobOutcome(job.name, item.action, False, kept, last_error.one_line())
 
-
-# --- a whole run ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """Which API a run talks to: the real one (key + base URL) or the bundled mock."""
-
-    base_url: str
-    api_key: str | None
-    mock: bool = False
-    mock_config: Any = None  # a mock_server.MockConfig when mock is true
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """Everything ``mmgen run`` decides before it starts (the CLI fills it from options)."""
-
-    config: RunConfig
-    rpm: int | None = None
-    listen_host: str = "127.0.0.1"
-    listen_port: int = 0
-    public_url: str | None = None
-    replace: frozenset[str] = frozenset()
-    resubmit_unknown: bool = False
+    async def _skip(self, item: PlanItem) -> JobOutcome:
+        """A verified video: make it this version's file and the current ``NAME.mp4`` again
+        when needed (local copies only: no task, no download)."""
+        record = item.record
+        assert record is not None
+        job = item.job
+        version = version_path(job.output, job.spec_hash)
+        source = item.video or version
+        if source != version or item.restore:
+            await asyncio.to_thread(publish, self.store.out_dir, source, version)
+            await asyncio.to_thread(publish, self.store.out_dir, version, job.output)
+            record = await self.store.write(record.evolve(video=version))
+        message = item.reason if item.restore else "already done"
+        return JobOutcome(job.name, "skip", True, record, message)
 
 
-MOCK_API_KEY = "mmgen-mock-key"
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
+def _subject_image(job: Any) -> str | None:
+    """The subject image as the job file names it (a URL or a local path), for thumbnails."""
+    local = getattr(job, "local_images", ())
+    if local:
+        return str(local[0])
+    try:
+        image = job.body["subject_reference"][0]["image"][0]
+    except (KeyError, IndexError, TypeError):
+        return None
+    return image if isinstance(image, str) and not image.startswith("data:") else None
 
 
-def callbacks_reachable(target: Target, settings: RunSettings) -> bool:
-    """Can MiniMax (or the mock) reach a listener of this run?"""
-    if settings.public_url or target.mock:
-        return True
-    host = httpx.URL(target.base_url).host
-    return host in LOOPBACK_HOSTS or host.startswith("127.")
+def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-def needs_listener(target: Target, settings: RunSettings) -> bool:
-    """Whether this run serves a callback listener (``--wait`` and reachability decide)."""
-    if settings.config.wait == "poll":
-        return False
-    reachable = callbacks_reachable(target, settings)
-    if settings.config.wait == "callback" and not reachable:
-        raise UsageError(
-            "--wait callback needs a callback URL MiniMax can reach",
-            hint="give --public-url (a tunnel or public host forwarding to --listen), "
-            "or use --wait poll",
-        )
-    return reachable
-
-
-async def execute(
-    jobs: Sequence[JobSpec],
-    target: Target,
-    settings: RunSettings,
-    *,
-    on_event: EventSink | None = None,
-) -> RunResult:
-    """Reconcile ``jobs`` with the out dir's records: plan, then run what is left.
-
-    Holds the out dir's lock for the whole run. Starts the bundled mock (``target.mock``) and
-    the callback listener only when there is work to do.
-    """
-    from mmgen.client import MiniMaxClient
-    from mmgen.listener import CallbackListener, serve_app_in_loop
-    from mmgen.ratelimit import RateLimiter
-
-    with_listener = needs_listener(target, settings)
-    store = RecordStore(settings.config.out_dir)
-    # SIGTERM (a CI pipeline being cancelled) stops the run like Ctrl-C: records stay durable.
-    current = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if current is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGTERM, current.cancel)
-    with store.lock():
-        mark_interrupted_submits(store)
-        remove_partial_downloads(store.out_dir)
-        items = plan(
-            jobs,
-            store,
-            replace=settings.replace,
-            resubmit_unknown=settings.resubmit_unknown,
-        )
-        busy = any(item.action in ("submit", "changed", "resume") for item in items)
-        if busy and not target.mock and not target.api_key:
-            raise UsageError("no MiniMax API key", hint="set MINIMAX_API_KEY, or use --mock")
-        async with contextlib.AsyncExitStack() as stack:
-            # With nothing to do no call is made: a run that only skips needs no key.
-            base_url, api_key = target.base_url, (target.api_key if busy else None) or "unused"
-            listener = None
-            if busy and target.mock:
-                from mock_server import create_app
-
-                served = await serve_app_in_loop(create_app(target.mock_config))
-                stack.push_async_callback(served.stop)
-                base_url, api_key = served.url, MOCK_API_KEY
-            client = MiniMaxClient(
-                api_key,
-                base_url,
-                rate_limiter=RateLimiter(settings.rpm),
-                max_connections=settings.config.concurrency + 4,
-            )
-            stack.push_async_callback(client.aclose)
-            if busy and with_listener:
-                listener = CallbackListener(
-                    settings.listen_host, settings.listen_port, public_url=settings.public_url
-                )
-                await listener.start()
-                stack.push_async_callback(listener.stop)
-            runner = Runner(client, store, settings.config, listener=listener, on_event=on_event)
-            return await runner.run(items)
+def publish(out_dir: Path, source: str, target: str) -> None:
+    """Make ``target`` (e.g. ``NAME.mp4``) hold the video in ``source`` (a version file):
+    a hard link or a copy, atomically; a StateError when the out dir cannot be written."""
+    if source == target:
+        return
+    try:
+        link_or_copy(out_dir / source, out_dir / target)
+    except OSError as err:
+        raise StateError(f"cannot write {out_dir / target}: {err.strerror or err}") from err

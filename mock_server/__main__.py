@@ -70,12 +70,16 @@ def main(
             click.echo(f"mock_server: serving the MiniMax API on {url} (Ctrl-C to stop)")
             click.echo(f"  export MINIMAX_BASE_URL={url}")
 
+        def cdn_ready(url: str) -> None:
+            click.echo(f"mock_server: download URLs point at {url}", err=True)
+
         serve(
             config,
             host=host,
             port=port,
             cdn_port=None if cdn_port < 0 else cdn_port,
             on_ready=ready,
+            on_cdn_ready=cdn_ready,
             log_level="warning" if quiet else "info",
             access_log=not quiet,
         )

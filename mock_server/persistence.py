@@ -18,13 +18,16 @@ Writes happen on one writer thread with group commit: whatever was appended whil
 fsync ran goes out in one write and one fsync, and :meth:`StateJournal.append` resolves when its
 line is durable. The create handler awaits it before answering, so a task id a client has seen
 is never lost, and thousands of creates cost a few fsyncs, none of them on the event loop.
-Queries, downloads and callback journals are not saved (they are inspection data).
+Queries, downloads and callback journals are not saved (they are inspection data). One mock at
+a time owns the folder (an exclusive ``flock`` on ``lock``): a second one is refused.
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import fcntl
 import hashlib
 import json
 import os
@@ -32,6 +35,8 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from mmgen.errors import UsageError
 
 JOURNAL = "journal.jsonl"
 SUBJECTS = "subjects"
@@ -52,7 +57,21 @@ class StateJournal:
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
-        (self.directory / SUBJECTS).mkdir(parents=True, exist_ok=True)
+        try:
+            (self.directory / SUBJECTS).mkdir(parents=True, exist_ok=True)
+            self._lock = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise UsageError(
+                f"cannot keep the mock's state in {self.directory}: {err.strerror or err}"
+            ) from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock)
+            raise UsageError(
+                f"another mock is using the state folder {self.directory}",
+                hint="stop it, or give this one another state_dir",
+            ) from None
         self.path = self.directory / JOURNAL
         self._queue: list[tuple[bytes, tuple[str, str] | None, concurrent.futures.Future[None]]]
         self._queue = []
@@ -131,9 +150,14 @@ class StateJournal:
     def close(self) -> None:
         """Write what is queued, then stop the writer thread."""
         with self._cond:
+            if self._closed:
+                return
             self._closed = True
             self._cond.notify()
         self._thread.join(timeout=30)
+        with contextlib.suppress(OSError):
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+            os.close(self._lock)
 
     def _write_loop(self) -> None:
         with open(self.path, "ab") as journal:

@@ -77,14 +77,16 @@ def serve(
     port: int = 8000,
     cdn_port: int | None = 0,
     on_ready: Callable[[str], None] | None = None,
+    on_cdn_ready: Callable[[str], None] | None = None,
     log_level: str = "info",
     access_log: bool = True,
 ) -> None:
     """Serve the mock in the foreground until interrupted (Ctrl-C: KeyboardInterrupt).
 
     The CDN origin listens on ``host:cdn_port`` (0: any free port; None: no CDN origin, downloads
-    on the API origin). ``on_ready`` receives the API's base URL once it listens (the caller
-    prints it: nothing here writes to the terminal except uvicorn's own logs).
+    on the API origin). ``on_ready`` receives the API's base URL once it listens, and
+    ``on_cdn_ready`` the CDN origin's (the caller prints them: nothing here writes to the
+    terminal except uvicorn's own logs).
     """
     app = create_app(config)
     api: MockApi = app.state.mock
@@ -93,6 +95,8 @@ def serve(
         cdn = ServerThread(cdn_app(api), host, cdn_port, lifespan="off", name="mock-cdn")
         api.cdn_base_url = cdn.url
         cdn.start()
+        if on_cdn_ready is not None:
+            on_cdn_ready(cdn.url)
     try:
         serve_forever(
             app, host, port, on_ready=on_ready, log_level=log_level, access_log=access_log

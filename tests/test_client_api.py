@@ -12,6 +12,7 @@ import pytest
 import respx
 
 from mmgen.client import (
+    CONNECT_ATTEMPTS,
     MALFORMED_RESPONSE,
     NEVER_RETRY_CODES,
     MiniMaxClient,
@@ -26,6 +27,7 @@ from mmgen.errors import (
     ApiError,
     AuthError,
     BalanceError,
+    ConnectFailedError,
     ContentError,
     InvalidRequestError,
     QuotaError,
@@ -428,12 +430,54 @@ async def test_create_is_retried_when_the_request_surely_was_not_sent(
 
 
 @pytest.mark.anyio
-async def test_create_connect_errors_exhaust_attempts(client, router) -> None:
+async def test_create_connect_errors_give_up_after_connect_attempts(client, router) -> None:
+    """An unreachable server is reported after CONNECT_ATTEMPTS tries (not the full retry
+    budget meant for an overloaded API), once, naming the base URL setting."""
     route = router.post(CREATE).mock(side_effect=httpx.ConnectError("refused"))
-    with pytest.raises(TransportError) as info:
+    with pytest.raises(ConnectFailedError) as info:
         await client.create_task(BODY)
     assert not isinstance(info.value, AmbiguousSubmitError)
-    assert route.call_count == ATTEMPTS
+    assert route.call_count == CONNECT_ATTEMPTS < ATTEMPTS
+    text = info.value.one_line()
+    assert text.count("retried") == 0 and text.count("gave up after 3 tries") == 1
+    assert "MINIMAX_BASE_URL" in text
+
+
+@pytest.mark.anyio
+async def test_connect_failures_do_not_use_up_the_rpm_budget(router) -> None:
+    limiter = RateLimiter(2, clock=lambda: 0.0)
+    async with MiniMaxClient(
+        "k",
+        BASE,
+        rate_limiter=limiter,
+        retry=RetryPolicy(jitter=False, initial_wait=0),
+        base_url_source="--base-url",
+    ) as client:
+        router.post(CREATE).mock(side_effect=httpx.ConnectError("refused"))
+        with pytest.raises(ConnectFailedError) as info:
+            await client.create_task(BODY)
+        assert "--base-url" in info.value.one_line()
+    assert limiter._wait_needed(0.0) == 0  # both slots still free after 3 failed connects
+
+
+@pytest.mark.anyio
+async def test_before_send_runs_after_the_rate_limiter_and_before_each_try(router) -> None:
+    order: list[str] = []
+
+    class Limiter(RateLimiter):
+        async def acquire(self) -> None:
+            order.append("limiter")
+
+    async def before_send() -> None:
+        order.append("before_send")
+
+    route = router.post(CREATE)
+    route.side_effect = [httpx.Response(500), httpx.Response(200, json=ok(task_id="t9"))]
+    async with MiniMaxClient(
+        "k", BASE, rate_limiter=Limiter(0), retry=RetryPolicy(jitter=False, initial_wait=0)
+    ) as client:
+        assert await client.create_task(BODY, before_send=before_send) == "t9"
+    assert order == ["limiter", "before_send", "limiter", "before_send"]
 
 
 @pytest.mark.parametrize(

@@ -137,3 +137,16 @@ def test_updates_still_due_are_sent_after_a_restart(tmp_path, serve_app):
         (task_id, "processing"),
         (task_id, "success"),
     ]
+
+
+def test_one_mock_at_a_time_owns_a_state_folder(tmp_path):
+    import pytest
+
+    from mmgen.errors import UsageError
+
+    config = MockConfig(state_dir=str(tmp_path))
+    busy = pytest.raises(UsageError, match="another mock is using the state folder")
+    with MockServers(config), busy:
+        MockServers(config)
+    with MockServers(config):  # released when the first one stopped
+        pass

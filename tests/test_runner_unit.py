@@ -13,16 +13,12 @@ import pytest
 
 from mmgen.client import Download, FileInfo, TaskStatus
 from mmgen.errors import AmbiguousSubmitError, ContentError, api_error
+from mmgen.execute import mark_interrupted_submits
 from mmgen.listener import CallbackListener
+from mmgen.outcomes import JobEvent
+from mmgen.planning import PlanItem, plan, version_path
 from mmgen.records import Record, RecordStore
-from mmgen.runner import (
-    JobEvent,
-    PlanItem,
-    RunConfig,
-    Runner,
-    mark_interrupted_submits,
-    plan,
-)
+from mmgen.runner import ApiClient, RunConfig, Runner
 
 VIDEO = b"\x00\x00\x00\x18ftypmp42fake-video-bytes" * 10
 
@@ -59,8 +55,10 @@ class FakeClient:
         self.downloads = 0
         self.create_started = asyncio.Event()
 
-    async def create_task(self, body: dict[str, Any]) -> str:
-        self.create_started.set()
+    async def create_task(self, body: dict[str, Any], *, before_send=None) -> str:
+        if before_send is not None:
+            await before_send()
+        self.create_started.set()  # the request has left
         if self.create_delay:
             await asyncio.sleep(self.create_delay)
         error = self.create_errors.get(body.get("prompt", ""))
@@ -72,7 +70,7 @@ class FakeClient:
         self.final_status[task_id] = "Fail" if body.get("prompt") == "fail" else "Success"
         return task_id
 
-    async def query_task(self, task_id: str) -> TaskStatus:
+    async def query_task(self, task_id: str, *, attempts: int | None = None) -> TaskStatus:
         self.queries[task_id] = self.queries.get(task_id, 0) + 1
         if self.queries[task_id] >= self.polls_to_finish:
             status = self.final_status.get(task_id, "Success")
@@ -81,15 +79,21 @@ class FakeClient:
             return TaskStatus(task_id, status, None, None, None)
         return TaskStatus(task_id, "Processing", None, None, None)
 
-    async def retrieve_file(self, file_id: str) -> FileInfo:
-        return FileInfo(file_id, len(VIDEO), "output.mp4", f"http://cdn.invalid/{file_id}")
+    async def retrieve_file(self, file_id: str, *, attempts: int | None = None) -> FileInfo:
+        return FileInfo(file_id, 0, "output.mp4", f"http://cdn.invalid/{file_id}")
 
-    async def download(self, url, dest: Path, *, progress=None, expected_bytes=None) -> Download:
+    async def download(
+        self, url, dest: Path, *, progress=None, expected_bytes=None, attempts=None
+    ) -> Download:
         self.downloads += 1
         dest.write_bytes(VIDEO)
         if progress:
             progress(len(VIDEO), len(VIDEO))
         return Download(dest, hashlib.sha256(VIDEO).hexdigest(), len(VIDEO))
+
+
+def _typed(client: FakeClient) -> ApiClient:
+    return client  # mypy checks FakeClient against the runner's ApiClient protocol
 
 
 def config(tmp_path: Path, **kw: Any) -> RunConfig:
@@ -117,6 +121,7 @@ async def test_second_run_skips_and_a_changed_job_is_submitted_once(tmp_path: Pa
     result, items, _ = await run_jobs(tmp_path, client, [Job("a"), Job("b")])
     assert result.ok and [i.action for i in items] == ["submit", "submit"]
     assert (tmp_path / "a.mp4").read_bytes() == VIDEO
+    assert (tmp_path / version_path("a.mp4", "h1")).read_bytes() == VIDEO
 
     result, items, _ = await run_jobs(tmp_path, client, [Job("a"), Job("b", spec_hash="h2")])
     assert [i.action for i in items] == ["skip", "changed"]
@@ -130,14 +135,17 @@ async def test_second_run_skips_and_a_changed_job_is_submitted_once(tmp_path: Pa
 async def test_missing_video_is_downloaded_again_not_regenerated(tmp_path: Path) -> None:
     client = FakeClient()
     await run_jobs(tmp_path, client, [Job("a")])
+    version = tmp_path / version_path("a.mp4", "h1")
+    version.unlink()
     (tmp_path / "a.mp4").unlink()
     result, items, _ = await run_jobs(tmp_path, client, [Job("a")])
     assert items[0].action == "resume" and "video missing" in items[0].reason
     assert result.ok and len(client.created) == 1 and client.downloads == 2
-    (tmp_path / "a.mp4").write_bytes(b"corrupt")
+    (tmp_path / "a.mp4").unlink()
+    version.write_bytes(b"corrupt")
     _, items, _ = await run_jobs(tmp_path, client, [Job("a")])
-    assert items[0].action == "resume" and "differs" in items[0].reason
-    assert (tmp_path / "a.mp4").read_bytes() == VIDEO
+    assert items[0].action == "resume" and "altered" in items[0].reason
+    assert (tmp_path / "a.mp4").read_bytes() == VIDEO == version.read_bytes()
 
 
 @pytest.mark.anyio
@@ -169,7 +177,7 @@ async def test_task_fail_is_a_failed_record(tmp_path: Path) -> None:
 async def test_content_error_while_waiting_fails_the_job(tmp_path: Path) -> None:
     client = FakeClient()
 
-    async def query(task_id: str) -> TaskStatus:
+    async def query(task_id: str, **_: Any) -> TaskStatus:
         raise ContentError(1027, "output sensitive")
 
     client.query_task = query  # type: ignore[method-assign]
@@ -236,18 +244,20 @@ async def test_forged_success_push_is_not_believed(tmp_path: Path) -> None:
         run = asyncio.create_task(
             run_jobs(tmp_path, client, [Job("a")], listener=listener, wait="callback")
         )
-        while not listener._queues:
-            await asyncio.sleep(0.01)
-        [task_id] = list(listener._queues)
-        forged = {"task_id": task_id, "status": "success", "file_id": "evil"}
-        assert (await http.post(listener.callback_url, json=forged)).status_code == 200
-        for _ in range(500):  # the first query after submit, then one to confirm the push
-            if client.queries[task_id] >= 2:
+        for _ in range(1000):
+            if listener.is_watching("1001"):
                 break
             await asyncio.sleep(0.01)
-        await asyncio.sleep(0.2)
+        task_id = "1001"
+        assert listener.is_watching(task_id)
+        forged = {"task_id": task_id, "status": "success", "file_id": "evil"}
+        assert (await http.post(listener.callback_url, json=forged)).status_code == 200
+        for _ in range(1000):  # one query confirms the push (a fresh task is not polled)
+            if client.queries.get(task_id, 0) >= 1:
+                break
+            await asyncio.sleep(0.01)
+        assert client.queries[task_id] == 1
         assert not run.done()  # the confirming query said Processing: the push was ignored
-        assert client.queries[task_id] == 2  # and in callback mode nothing polls
         client.polls_to_finish = 0  # now it really finishes, and MiniMax pushes it
         real = {"task_id": task_id, "status": "success", "file_id": "f" + task_id}
         assert (await http.post(listener.callback_url, json=real)).status_code == 200
@@ -275,10 +285,10 @@ async def test_changed_output_moves_the_video_without_regenerating(tmp_path: Pat
     await run_jobs(tmp_path, client, [Job("a")])
     moved = Job("a", output="videos/a-final.mp4")  # same request body, same spec hash
     result, items, _ = await run_jobs(tmp_path, client, [moved])
-    assert items[0].action == "resume" and result.ok
-    assert len(client.created) == 1
+    assert items[0].action == "skip" and result.ok  # a local copy, no download
+    assert len(client.created) == 1 and client.downloads == 1
     assert (tmp_path / "videos/a-final.mp4").read_bytes() == VIDEO
-    assert result.outcomes[0].record.video == "videos/a-final.mp4"
+    assert result.outcomes[0].record.video == version_path("videos/a-final.mp4", "h1")
 
 
 @pytest.mark.anyio
@@ -289,7 +299,7 @@ async def test_transient_query_failures_do_not_end_the_wait(tmp_path: Path) -> N
     real_query = client.query_task
     failures = iter([TransportError("connection reset"), api_error(1002, "rate limit")])
 
-    async def flaky(task_id: str) -> TaskStatus:
+    async def flaky(task_id: str, **_: Any) -> TaskStatus:
         error = next(failures, None)
         if error is not None:
             raise error
@@ -299,7 +309,7 @@ async def test_transient_query_failures_do_not_end_the_wait(tmp_path: Path) -> N
     result, _, _ = await run_jobs(tmp_path, client, [Job("a")])
     assert result.ok and client.queries["1001"] == 4
 
-    async def refused(task_id: str) -> TaskStatus:
+    async def refused(task_id: str, **_: Any) -> TaskStatus:
         raise AuthError(1004, "not authorized")
 
     client.query_task = refused  # type: ignore[method-assign]

@@ -6,9 +6,13 @@ config-like schema of their own, independent of the job-file format.
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
 
 from mmgen.errors import Problem
@@ -33,6 +37,13 @@ CONFIG_SCHEMA = {
         },
     },
 }
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner),
+    max_leaves=10,
+)
 
 
 def write(path: Path, text: str) -> str:
@@ -134,3 +145,34 @@ def test_no_private_api_of_jsonschema_is_used() -> None:
         text = source.read_text(encoding="utf-8")
         assert "_resolver" not in text, source
         assert "jsonschema._" not in text, source
+
+
+def test_json_documents_keep_the_depth_limit(tmp_path: Path) -> None:
+    file = write(tmp_path / "deep.json", '{"a": ' + "[" * 80 + "]" * 80 + "}")
+    data, _, problems = load_document(file)
+    assert data is None
+    assert [p.message for p in problems] == ["nested more than 64 levels deep"]
+
+
+@settings(derandomize=True, database=None, max_examples=150, deadline=None)
+@given(value=_JSON, cut=st.integers(0, 400), junk=st.sampled_from(["", ",", "}", '"', "\t", "\n"]))
+def test_generated_json_never_crashes_and_stays_located(value: object, cut: int, junk: str) -> None:
+    text = json.dumps({"config": value}, indent=1)
+    text = text[:cut] + junk + text[cut:] if junk else text
+    with tempfile.TemporaryDirectory() as folder:
+        file = write(Path(folder) / "config.json", text)
+        data, positions, problems = load_document(file)
+        lines = len(text.split("\n"))
+        for problem in problems:
+            assert problem.file == file and 1 <= problem.line <= lines and problem.column >= 1
+        if data is not None:
+            for line, column in [*positions.values.values(), *positions.keys.values()]:
+                assert 1 <= line <= lines and column >= 1
+
+
+def test_a_bundle_embeds_only_the_schemas_it_refers_to() -> None:
+    from mmgen.schemas import JOB_SCHEMA, bundled_schema
+
+    assert REQUEST_SCHEMA in bundled_schema(JOB_SCHEMA)["$defs"]
+    # the request schema refers to no other file (nor will the mock's config schema)
+    assert JOB_SCHEMA not in bundled_schema(REQUEST_SCHEMA)["$defs"]

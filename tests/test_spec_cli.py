@@ -150,11 +150,6 @@ def test_printed_schema_is_self_contained_and_checks_files() -> None:
     assert list(validator.iter_errors(bad))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the cli.py hunk printing ValidationResult.warnings (see branch spec's report); "
-    "remove this mark when it is merged",
-)
 def test_warnings_go_to_stderr_and_keep_exit_0(tmp_path: Path) -> None:
     file = tmp_path / "old.yaml"
     file.write_text("name: old\nmodel: video-01\nprompt: A cat.\n", encoding="utf-8")

@@ -186,6 +186,7 @@ _YAMLISH = st.text(alphabet=st.sampled_from(CHARS + list("abnm01 :\n-")), max_si
 
 @settings(
     derandomize=True,
+    database=None,
     max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
@@ -201,6 +202,7 @@ def test_generated_job_mappings_never_crash_and_stay_located(
 
 @settings(
     derandomize=True,
+    database=None,
     max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],

@@ -171,3 +171,12 @@ def test_a_long_missing_image_path_is_not_echoed_whole(tmp_path: Path) -> None:
     file.write_text(f"name: a\nmodel: I2V-01\nfirst_frame_image: {'a' * 5000}.png\n")
     [problem] = validate_paths([file], env={}).problems
     assert len(problem.message) < 200
+
+
+def test_video_01_needs_a_prompt_or_a_first_frame_image(tmp_path: Path) -> None:
+    file = tmp_path / "old.yaml"
+    file.write_text("name: old\nmodel: video-01\n", encoding="utf-8")
+    problems = [str(p) for p in validate_paths([file], env={}).problems]
+    assert problems == [
+        f"{file}:1:1: prompt: missing (required for video-01: prompt or first_frame_image)"
+    ]

@@ -77,18 +77,44 @@ def validator(name: str) -> Draft202012Validator:
 
 
 def bundled_schema(name: str = JOB_SCHEMA) -> dict[str, Any]:
-    """The named schema with every other schema embedded under ``$defs`` (their ``$id`` kept),
-    a self-contained Draft 2020-12 compound document that editors and other tools can use
-    without fetching anything (``mmgen schema`` prints it)."""
+    """The named schema with the schemas it refers to embedded under ``$defs`` (their ``$id``
+    kept), a self-contained Draft 2020-12 compound document that editors and other tools can
+    use without fetching anything (``mmgen schema`` prints it)."""
     bundle = dict(load_schema(name))
     defs = dict(bundle.get("$defs", {}))
-    for other in schema_names():
-        if other != name:
-            embedded = dict(load_schema(other))
-            embedded.pop("$schema", None)  # an embedded resource uses the bundle's dialect
-            defs[other] = embedded
+    for other in _referenced(name):
+        embedded = dict(load_schema(other))
+        embedded.pop("$schema", None)  # an embedded resource uses the bundle's dialect
+        defs[other] = embedded
     bundle["$defs"] = defs
     return bundle
+
+
+def _referenced(name: str) -> list[str]:
+    """The other schema files ``name`` refers to, directly or through each other, sorted."""
+    found: set[str] = set()
+    pending = [name]
+    while pending:
+        refs = _refs(load_schema(pending.pop()))
+        for other in schema_names():
+            targets = (other, schema_id(other))
+            if other != name and other not in found and any(r in targets for r in refs):
+                found.add(other)
+                pending.append(other)
+    return sorted(found)
+
+
+def _refs(node: Any) -> set[str]:
+    """The documents (the part before ``#``) of every ``$ref`` inside a schema."""
+    if isinstance(node, list):
+        return {ref for item in node for ref in _refs(item)}
+    if not isinstance(node, dict):
+        return set()
+    found = {ref for item in node.values() for ref in _refs(item)}
+    ref = node.get("$ref")
+    if isinstance(ref, str) and not ref.startswith("#"):
+        found.add(ref.split("#", 1)[0])
+    return found
 
 
 def request_validator() -> Draft202012Validator:

@@ -361,8 +361,12 @@ def _parse_json(
         problems.append(Problem(file, 1, 1, "", message))
         return None
     # JSON outside strings is YAML flow style (a raw tab can only be whitespace in valid JSON):
-    # the YAML composer gives the positions, and finds the duplicate keys json.loads lets by.
-    located: list[Problem] = []
-    _parse_yaml(file, text.replace("\t", " "), kind, positions, located)
-    problems.extend(p for p in located if p.message.startswith("duplicate key"))
+    # the YAML composer gives the positions, the depth limit and the duplicate keys that
+    # json.loads lets by. Should it choke on some valid JSON, problems are located at 1:1.
+    try:
+        root = yaml.compose(text.replace("\t", " "), Loader=_Loader)
+    except (yaml.YAMLError, RecursionError):
+        return data
+    if root is None or _convert_root(file, _Lines(text), root, kind, positions, problems) is None:
+        return None
     return data

@@ -306,6 +306,10 @@ def _any_of(error: ValidationError, context: RenderContext) -> list[Rendered]:
     candidates = [
         errs for errs in branches.values() if not any(e.schema in context.unexplained for e in errs)
     ]
+    missing = _missing_in_every_branch(candidates, here)
+    if missing:
+        message = f"missing (required{context.rule(error)}: {_either(missing)})"
+        return [Rendered(here, (*here, missing[0]), message)]
     # prefer a branch whose failure is not a type mismatch of this very value
     for errs in candidates:
         if not any(e.validator == "type" and tuple(e.absolute_path) == here for e in errs):
@@ -321,6 +325,21 @@ def _any_of(error: ValidationError, context: RenderContext) -> list[Rendered]:
                         wanted.append(name)
     want = _either(wanted) or "valid"
     return [Rendered(here, here, f"must be {want}, not {kind_of(error.instance)}")]
+
+
+def _missing_in_every_branch(branches: list[list[ValidationError]], here: DocPath) -> list[str]:
+    """The keys of "one of these keys is required" (``anyOf`` of ``required``), else []."""
+    errors = [e for errs in branches for e in errs]
+    if not errors or any(
+        e.validator != "required" or tuple(e.absolute_path) != here for e in errors
+    ):
+        return []
+    names: list[str] = []
+    for e in errors:
+        value: Any = e.validator_value
+        instance = e.instance if isinstance(e.instance, dict) else {}
+        names += [k for k in value if k not in instance and k not in names]
+    return names
 
 
 def schema_problems(

@@ -8,8 +8,9 @@ accepted there.
 
 Which keys a subschema "evaluates" is computed by walking the schema here (:func:`known_keys`):
 ``$ref`` is resolved through the :mod:`referencing` registry's public resolver, and each
-``if``/``anyOf``/``oneOf`` branch is tried with a validator built on a ``$ref`` to the branch's
-own URI, so relative references inside it resolve against its own file.
+``if``/``anyOf``/``oneOf`` branch is tried with a validator of its own: built on the branch
+itself when it refers to nothing (most do, and this is fast), else on a ``$ref`` to the
+branch's URI, so the relative references inside it resolve against its own file.
 """
 
 from __future__ import annotations

@@ -1,0 +1,179 @@
+"""Commands that read job files and records and spend nothing: validate, plan, status, schema,
+init."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+from mmgen.cli.app import (
+    OUT_OPTION,
+    PATHS_ARGUMENT,
+    REPLACE_OPTION,
+    RESUBMIT_OPTION,
+    Settings,
+    format_option,
+    handle_errors,
+    main,
+    show,
+)
+from mmgen.errors import EXIT_USAGE, UsageError
+
+
+@main.command()
+@handle_errors
+def schema() -> None:
+    """Print the job-file JSON Schema, self-contained (for editors and other tools).
+
+    Save it and point your editor at it, e.g. first line of a job file:
+    `# yaml-language-server: $schema=./job.schema.json`.
+    """
+    from mmgen.schemas import bundled_schema
+
+    click.echo(json.dumps(bundled_schema(), indent=2, ensure_ascii=False))
+
+
+@main.command("init")
+@click.argument("directory", default=".", type=click.Path(file_okay=False, path_type=Path))
+@click.pass_obj
+@handle_errors
+def init_command(settings: Settings, directory: Path) -> None:
+    """Scaffold an mmgen project in DIRECTORY (default: here): an example job with a local
+    image, a GitHub Actions workflow, a pre-commit config and the job schema for editors.
+
+    Never overwrites: if any of these files exists, nothing is written (exit 2).
+    """
+    from mmgen.scaffold import write_scaffold
+
+    files = write_scaffold(directory)
+    if settings.verbosity >= 0:
+        for item in files:
+            click.echo(f"  {directory / item.path}  ({item.purpose})")
+        click.echo(
+            f"Next: cd {directory} && mmgen validate specs/ && mmgen run --mock specs/, "
+            "then add the MINIMAX_API_KEY secret to the repository."
+        )
+
+
+@main.command("validate")
+@PATHS_ARGUMENT
+@format_option(
+    {
+        "text": "FILE:LINE:COL: FIELD: message lines",
+        "json": "a list of objects",
+        "github": "GitHub Actions ::error annotations",
+    }
+)
+@click.pass_obj
+@handle_errors
+def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> None:
+    """Check job files and folders (*.yaml, *.yml); report every problem, spend nothing.
+
+    Problems go to stdout, one per line (or the JSON list); the summary line goes to stdout
+    when all is valid and to stderr otherwise. Exit 0 when all is valid, 2 when not.
+    """
+    from mmgen.report import render_problems, validation_summary
+    from mmgen.spec import validate_paths
+
+    result = validate_paths(list(paths))
+    if fmt == "text" and settings.verbosity >= 0:
+        for warning in result.warnings:  # advice only: never changes the exit code
+            click.echo(str(warning), err=True)
+    summary = validation_summary(len(result.files), len(result.jobs), result.problems)
+    if fmt == "json" or result.problems:  # json: always the list, `[]` when all is valid
+        click.echo(render_problems(result.problems, fmt))
+    elif settings.verbosity >= 0:
+        click.echo(summary)
+    if result.problems:
+        if settings.verbosity >= 0:
+            click.echo(f"mmgen: {summary}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@main.command("plan")
+@PATHS_ARGUMENT
+@OUT_OPTION
+@REPLACE_OPTION
+@RESUBMIT_OPTION
+@format_option(
+    {
+        "text": "a table",
+        "json": "a list of objects",
+        "markdown": "a pull-request comment with the estimated cost",
+    }
+)
+@click.option(
+    "--detailed-exitcode",
+    is_flag=True,
+    help="Exit 0 when there is nothing to do, 3 when work is pending (2 bad input, 1 error).",
+)
+@click.option(
+    "--prices",
+    "prices_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="YAML/JSON price table merged over mmgen's default (for --format markdown's estimate).",
+)
+@handle_errors
+def plan_command(
+    paths: tuple[Path, ...],
+    out_dir: Path,
+    replace: tuple[str, ...],
+    resubmit_unknown: bool,
+    fmt: str,
+    detailed_exitcode: bool,
+    prices_file: Path | None,
+) -> None:
+    """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
+    from mmgen.planning import plan
+    from mmgen.pricing import load_prices, plan_exit_code
+    from mmgen.records import RecordStore
+    from mmgen.report import render_plan
+    from mmgen.spec import load_jobs
+
+    prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
+    jobs = load_jobs(list(paths))
+    check_replace(replace, [job.name for job in jobs])
+    items = plan(
+        jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown
+    )
+    show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown))
+    if detailed_exitcode:
+        sys.exit(plan_exit_code(items))
+
+
+def check_replace(replace: tuple[str, ...], names: list[str]) -> None:
+    unknown = [name for name in replace if name not in set(names)]
+    if unknown:
+        raise UsageError(f"--replace: no job named {', '.join(unknown)} in these files")
+
+
+@main.command("status")
+@OUT_OPTION
+@format_option(
+    {
+        "text": "a table",
+        "json": "a list of record objects",
+        "html": "the gallery page (also written to OUT/index.html by every run)",
+    }
+)
+@click.option(
+    "--all", "show_all", is_flag=True, help="Every version of every job, not only the current."
+)
+@handle_errors
+def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
+    """Show the outcome records of an out dir: the current version of each job (--all: every
+    version). Exit 2 when the out dir has no records."""
+    from mmgen.records import JOURNAL, RecordStore
+    from mmgen.report import render_records
+
+    if not (out_dir / JOURNAL).is_file():
+        raise UsageError(
+            f"no outcome records in {out_dir}",
+            hint="give the --out of an earlier `mmgen run` (default mmgen-out)",
+        )
+    store = RecordStore(out_dir)
+    every = show_all or fmt == "html"  # the gallery shows each job's version history
+    show(render_records(store.records() if every else store.current(), fmt))

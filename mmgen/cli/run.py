@@ -1,0 +1,205 @@
+"""``mmgen run``: parse the options, build the run's parts (the rehearsal mock with ``--mock``),
+call :func:`mmgen.execute.execute`, render the outcomes, exit with the run's code."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+from click.core import ParameterSource
+
+from mmgen.cli.app import (
+    OUT_OPTION,
+    PATHS_ARGUMENT,
+    REPLACE_OPTION,
+    RESUBMIT_OPTION,
+    HostPort,
+    Settings,
+    console,
+    format_option,
+    handle_errors,
+    main,
+    show,
+)
+from mmgen.cli.jobs import check_replace
+from mmgen.errors import UsageError
+
+if TYPE_CHECKING:
+    from mmgen.execute import Target
+
+#: The key ``run --mock`` uses with its bundled mock (any key works there).
+MOCK_API_KEY = "mmgen-mock-key"
+
+
+@main.command("run")
+@PATHS_ARGUMENT
+@click.option("--mock", is_flag=True, help="Run against the bundled mock server (no API key).")
+@click.option(
+    "--mock-config",
+    "mock_config_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="With --mock: the mock's config file (timing, faults), as for `mmgen mock --config`.",
+)
+@click.option(
+    "--base-url",
+    envvar="MINIMAX_BASE_URL",
+    default="https://api.minimax.io",
+    show_default=True,
+    help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
+)
+@OUT_OPTION
+@click.option(
+    "--concurrency",
+    type=click.IntRange(min=1),
+    default=8,
+    show_default=True,
+    help="Jobs in flight.",
+)
+@click.option(
+    "--rpm",
+    type=click.IntRange(min=0),
+    help="Most task creations per minute (default 5, MiniMax's published limit; "
+    "unlimited with --mock; 0 = unlimited).",
+)
+@click.option(
+    "--wait",
+    type=click.Choice(["auto", "callback", "poll"]),
+    default="auto",
+    show_default=True,
+    help="How to learn that a video is ready: callbacks (with polling as fallback in auto), "
+    "callbacks only, or polling only. auto polls when no callback can reach this machine.",
+)
+@click.option(
+    "--listen",
+    type=HostPort(),
+    default="127.0.0.1:0",
+    show_default=True,
+    help="Where the callback listener binds (port 0: any free port).",
+)
+@click.option(
+    "--public-url",
+    metavar="URL",
+    help="Public base URL forwarding to --listen (a tunnel or public host) for callbacks.",
+)
+@click.option(
+    "--poll-interval",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds between status queries at first; it backs off to 60 s "
+    "(default 10, or 1 with --mock).",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1800.0,
+    show_default=True,
+    help="Seconds one job may take from submit to downloaded video; the next run resumes it.",
+)
+@RESUBMIT_OPTION
+@REPLACE_OPTION
+@click.option(
+    "--max-tasks",
+    type=click.IntRange(min=0),
+    envvar="MMGEN_MAX_TASKS",
+    help="Refuse (exit 2, nothing submitted) a run that would create more than N tasks "
+    "(env MMGEN_MAX_TASKS).",
+)
+@format_option({"text": "a table", "json": "the outcome records, each with action, ok, message"})
+@click.pass_context
+@handle_errors
+def run_command(
+    ctx: click.Context,
+    paths: tuple[Path, ...],
+    mock: bool,
+    mock_config_file: Path | None,
+    base_url: str,
+    out_dir: Path,
+    concurrency: int,
+    rpm: int | None,
+    wait: str,
+    listen: tuple[str, int],
+    public_url: str | None,
+    poll_interval: float | None,
+    timeout: float,
+    resubmit_unknown: bool,
+    replace: tuple[str, ...],
+    max_tasks: int | None,
+    fmt: str,
+) -> None:
+    """Submit what is new or changed, wait for it, download the videos, record the outcomes.
+
+    A reconcile: jobs already done are skipped, jobs in flight are re-attached, nothing is
+    paid for twice. Exit 0 when every job succeeded, 1 when any failed, 2 for bad input,
+    75 when another run holds the out dir, 130 when interrupted (the next run resumes).
+    """
+    from mmgen.execute import RunSettings, Target, execute
+    from mmgen.records import RecordStore
+    from mmgen.report import RunProgress, render_outcomes, write_gallery
+    from mmgen.runner import RunConfig
+    from mmgen.spec import load_jobs
+
+    settings: Settings = ctx.obj
+    if mock_config_file is not None and not mock:
+        raise UsageError("--mock-config needs --mock")
+    jobs = load_jobs(list(paths))
+    check_replace(replace, [job.name for job in jobs])
+    poll = poll_interval or (1.0 if mock else 10.0)
+    from_flag = ctx.get_parameter_source("base_url") == ParameterSource.COMMANDLINE
+    target = Target(
+        base_url=base_url,
+        api_key=os.environ.get("MINIMAX_API_KEY"),
+        base_url_source="--base-url" if from_flag else "MINIMAX_BASE_URL",
+    )
+    run_settings = RunSettings(
+        config=RunConfig(
+            out_dir=out_dir,
+            concurrency=concurrency,
+            wait=wait,  # type: ignore[arg-type]
+            poll_interval=poll,
+            max_poll_interval=max(60.0, poll),
+            timeout=timeout,
+        ),
+        rpm=(0 if mock else 5) if rpm is None else rpm,
+        listen_host=listen[0],
+        listen_port=listen[1],
+        public_url=public_url,
+        replace=frozenset(replace),
+        resubmit_unknown=resubmit_unknown,
+        max_tasks=max_tasks,  # the spending guard, checked under the out dir's lock
+    )
+    progress = RunProgress(console(stderr=True), quiet=settings.verbosity < 0)
+    with contextlib.ExitStack() as stack:
+        if mock:  # the rehearsal mock, its tasks kept in OUT/.mock/ so a resumed run finds them
+            target = stack.enter_context(rehearsal_mock(mock_config_file, out_dir))
+        with progress:
+            result = asyncio.run(execute(jobs, target, run_settings, on_event=progress.on_event))
+    for warning in result.warnings:
+        click.echo(f"mmgen: warning: {warning}", err=True)
+    if result.stopped:
+        click.echo(f"mmgen: error: {result.stopped}", err=True)
+    store = RecordStore(out_dir)
+    if store.records():
+        prompts = {job.name: str(job.body.get("prompt", "")) for job in jobs}
+        write_gallery(out_dir, store.records(), prompts)
+    show(render_outcomes(result, fmt))
+    sys.exit(result.exit_code)
+
+
+@contextlib.contextmanager
+def rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
+    """Serve the bundled mock on loopback for ``run --mock`` (its own thread), persisting its
+    tasks in ``OUT/.mock/`` so an interrupted rehearsal resumes like a real run."""
+    from mmgen.execute import Target
+    from mock_server import MockConfig, load_config
+    from mock_server.server import MockServers
+
+    config = load_config(config_file) if config_file else MockConfig()
+    if config.state_dir is None:
+        config.state_dir = out_dir / ".mock"
+    with MockServers(config) as mock:  # the API origin and, like MiniMax, a separate CDN one
+        yield Target(base_url=mock.url, api_key=MOCK_API_KEY, base_url_source="--mock")

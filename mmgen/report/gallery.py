@@ -1,0 +1,334 @@
+"""The HTML gallery (``OUT/index.html``, ``mmgen status --format html``).
+
+One self-contained page: no CDN, no external script or style; it works from ``file://`` and as
+a CI artifact because every video ``src`` is relative to the out dir. One card per job (its
+current record): the video, the prompt, a thumbnail of the subject image, the state, the error,
+and the job's version history (every record of the job, each with its own video). A filter by
+state is driven by the URL (``index.html#state=failed``), so a link can share a filtered view.
+Everything from records and job files is escaped: prompts are user text.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import os
+from collections import Counter, defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from urllib.parse import quote
+
+from PIL import Image, UnidentifiedImageError
+
+from mmgen.changes import data_url_bytes
+from mmgen.records import STATES, Record
+from mmgen.report.units import plural, size
+
+#: Longest edge of a subject-image thumbnail, in pixels.
+THUMBNAIL_EDGE = 160
+
+_STATE_LABELS = {
+    "success": "success",
+    "failed": "failed",
+    "unknown": "unknown",
+    "submitted": "in flight",
+    "submitting": "submitting",
+}
+
+#: Filter buttons, in this order (finished first).
+_FILTER_ORDER = ("success", "failed", "unknown", "submitted", "submitting")
+assert set(_FILTER_ORDER) == set(STATES)
+
+_SCRIPT = """
+(function () {
+  function wanted() {
+    var m = /(?:^|[#&?])state=([a-z]+)/.exec(location.hash + "&" + location.search.slice(1));
+    return m ? m[1] : "all";
+  }
+  function apply() {
+    var state = wanted(), shown = 0;
+    document.querySelectorAll(".card").forEach(function (card) {
+      card.hidden = state !== "all" && card.dataset.state !== state;
+      if (!card.hidden) { shown += 1; }
+    });
+    document.querySelectorAll(".filter a").forEach(function (link) {
+      var on = link.dataset.state === state;
+      link.classList.toggle("active", on);
+      if (on) { link.setAttribute("aria-current", "true"); }
+      else { link.removeAttribute("aria-current"); }
+    });
+    document.body.dataset.filter = state;
+    var none = document.getElementById("none-shown");
+    if (none) { none.hidden = shown !== 0; }
+  }
+  function unavailable(img) {
+    var box = document.createElement("div");
+    box.className = "thumb";
+    box.title = img.title;
+    box.textContent = "image unavailable";
+    img.replaceWith(box);
+  }
+  document.querySelectorAll("img.thumb").forEach(function (img) {
+    if (img.complete && !img.naturalWidth) { unavailable(img); }
+    else { img.addEventListener("error", function () { unavailable(img); }); }
+  });
+  window.addEventListener("hashchange", apply);
+  apply();
+})();
+""".strip()
+
+_STYLE = """
+:root{--bg:#f4f5f7;--card:#fff;--ink:#1d2330;--muted:#5e6675;--line:#dfe3ea;--ok:#1a7f37;
+--bad:#c62828;--warn:#9a6700;--run:#0a66c2;--chip:#eef1f5}
+*{box-sizing:border-box}
+[hidden]{display:none!important}
+body{margin:0;font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;
+background:var(--bg);color:var(--ink)}
+header.top{padding:1.2rem 1.5rem .4rem}
+header.top h1{margin:0 0 .2rem;font-size:1.35rem}
+header.top p{margin:0;color:var(--muted)}
+nav.filter{display:flex;flex-wrap:wrap;gap:.4rem;padding:.6rem 1.5rem 0}
+nav.filter a{padding:.25rem .75rem;border:1px solid var(--line);border-radius:999px;
+background:var(--card);color:var(--ink);text-decoration:none;font-size:.9rem}
+nav.filter a.active{background:var(--ink);color:#fff;border-color:var(--ink)}
+main{display:grid;grid-template-columns:repeat(auto-fill,minmax(340px,1fr));gap:1rem;
+padding:1rem 1.5rem 2rem}
+.card{display:flex;flex-direction:column;background:var(--card);border:1px solid var(--line);
+border-radius:10px;overflow:hidden;box-shadow:0 1px 2px rgba(0,0,0,.04)}
+.media{aspect-ratio:16/9;background:#111;display:grid;place-items:center;color:#ccd;
+font-size:.95rem}
+.media video{width:100%;height:100%;object-fit:contain;background:#000}
+.media.failed,.media.unknown{background:#2a1416;color:#f3b5b5}
+.body{padding:.8rem .9rem 1rem;display:flex;flex-direction:column;gap:.55rem}
+.title{display:flex;align-items:center;justify-content:space-between;gap:.5rem}
+.title h2{margin:0;font-size:1.05rem;word-break:break-all}
+.state{font-size:.78rem;font-weight:600;padding:.1rem .55rem;border-radius:999px;
+background:var(--chip);white-space:nowrap}
+.state.success{color:var(--ok);background:#e6f4ea}
+.state.failed,.state.unknown{color:var(--bad);background:#fdecea}
+.state.submitted,.state.submitting{color:var(--run);background:#e7f0fb}
+.subject{display:flex;gap:.7rem;align-items:flex-start}
+.thumb{width:72px;height:72px;flex:none;border-radius:8px;object-fit:cover;
+border:1px solid var(--line);background:var(--chip)}
+div.thumb{display:grid;place-items:center;color:var(--muted);font-size:.7rem;text-align:center}
+.prompt{margin:0;white-space:pre-wrap;overflow-wrap:anywhere}
+.prompt.none{color:var(--muted);font-style:italic}
+.meta{display:flex;flex-wrap:wrap;gap:.3rem .9rem;margin:0;color:var(--muted);font-size:.82rem}
+.meta code{font-size:.8rem}
+.error{margin:0;padding:.45rem .6rem;border-radius:6px;background:#fdecea;color:var(--bad);
+font-size:.88rem;overflow-wrap:anywhere}
+details.history{font-size:.85rem;color:var(--muted)}
+details.history summary{cursor:pointer}
+details.history ol{margin:.35rem 0 0;padding-left:1.2rem}
+details.history li{margin:.15rem 0}
+details.history li.current{color:var(--ink);font-weight:600}
+details.history a{color:var(--run)}
+p.empty{padding:0 1.5rem;color:var(--muted)}
+""".strip()
+
+
+def _e(text: object) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _hash8(record: Record) -> str:
+    return record.spec_hash[:8]
+
+
+def _when(stamp: str | None) -> str:
+    """``2026-11-25T06:58:04.123Z`` -> ``2026-11-25 06:58 UTC``."""
+    if not stamp:
+        return ""
+    return stamp[:16].replace("T", " ") + (" UTC" if stamp.endswith("Z") else "")
+
+
+def _href(path: str) -> str:
+    return _e(quote(path.replace(os.sep, "/"), safe="/"))
+
+
+def thumbnail_data_url(data: bytes, edge: int = THUMBNAIL_EDGE) -> str | None:
+    """A small JPEG data URL of an image's bytes (None when they are not an image)."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            image.thumbnail((edge, edge))
+            rgb = image.convert("RGB")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        return None
+    out = io.BytesIO()
+    rgb.save(out, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(out.getvalue()).decode("ascii")
+
+
+class _Thumbnails:
+    """Subject-image thumbnails, made once per image."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self._cache: dict[str, str] = {}
+
+    def html(self, image: str | None) -> str:
+        if not image:
+            return '<div class="thumb" title="no subject image">no image</div>'
+        if image not in self._cache:
+            self._cache[image] = self._make(image)
+        return self._cache[image]
+
+    def _make(self, image: str) -> str:
+        lower = image[:8].lower()
+        if lower.startswith(("http://", "https://")):
+            return (
+                f'<img class="thumb" src="{_e(image)}" alt="" title="{_e(image)}" '
+                f'loading="lazy" referrerpolicy="no-referrer">'
+            )
+        data = data_url_bytes(image)
+        if data is None:
+            path = Path(image)
+            try:
+                data = (path if path.is_absolute() else self.base / path).read_bytes()
+            except OSError:
+                data = None
+        url = thumbnail_data_url(data) if data is not None else None
+        if url is None:
+            return f'<div class="thumb" title="{_e(image)}">image not found</div>'
+        return f'<img class="thumb" src="{url}" alt="subject image" title="{_e(image)}">'
+
+
+def _media(record: Record) -> str:
+    if record.state == "success" and record.video:
+        return (
+            f'<div class="media"><video controls preload="metadata" '
+            f'src="{_href(record.video)}"></video></div>'
+        )
+    label = _STATE_LABELS.get(record.state, record.state)
+    return f'<div class="media {_e(record.state)}"><span>{_e(label)}: no video</span></div>'
+
+
+def _history(versions: Sequence[Record], current: Record) -> str:
+    rows = []
+    for version in reversed(versions):  # newest first
+        link = ""
+        if version.state == "success" and version.video:
+            link = f' <a href="{_href(version.video)}">video</a>'
+        stamp = version.finished_at or version.updated_at
+        mark = ' class="current"' if version is current else ""
+        rows.append(
+            f"<li{mark}><code>{_e(_hash8(version))}</code> "
+            f'<span class="state {_e(version.state)}">{_e(version.state)}</span> '
+            f'<time datetime="{_e(stamp)}">{_e(_when(stamp))}</time>{link}</li>'
+        )
+    return (
+        f'<details class="history"><summary>{_e(plural(len(versions), "version"))}</summary>'
+        f"<ol reversed>{''.join(rows)}</ol></details>"
+    )
+
+
+def _card(
+    current: Record, versions: Sequence[Record], prompt: str | None, thumbs: _Thumbnails
+) -> str:
+    request = current.request or {}
+    model = request.get("model")
+    if prompt:
+        prompt_html = f'<p class="prompt">{_e(prompt)}</p>'
+    else:
+        prompt_html = '<p class="prompt none">no prompt recorded</p>'
+    meta = []
+    if model:
+        meta.append(f"<span>{_e(model)}</span>")
+    if current.width and current.height:
+        meta.append(f"<span>{current.width}&times;{current.height}</span>")
+    if current.bytes:
+        meta.append(f"<span>{_e(size(current.bytes))}</span>")
+    if current.task_id:
+        meta.append(f"<span>task <code>{_e(current.task_id)}</code></span>")
+    stamp = current.finished_at or current.updated_at
+    meta.append(f'<time datetime="{_e(stamp)}">{_e(_when(stamp))}</time>')
+    error = ""
+    if current.error is not None:
+        error = f'<p class="error">{_e(current.error.code)}: {_e(current.error.message)}</p>'
+    label = _STATE_LABELS.get(current.state, current.state)
+    return (
+        f'<article class="card" data-state="{_e(current.state)}" id="job-{_e(current.job)}">'
+        f"{_media(current)}"
+        f'<div class="body"><div class="title"><h2>{_e(current.job)}</h2>'
+        f'<span class="state {_e(current.state)}">{_e(label)}</span></div>'
+        f'<div class="subject">{thumbs.html(current.image)}{prompt_html}</div>'
+        f"{error}"
+        f'<p class="meta">{"".join(meta)}</p>'
+        f"{_history(versions, current)}</div></article>"
+    )
+
+
+def render_gallery(
+    records: Sequence[Record],
+    prompts: Mapping[str, str] | None = None,
+    *,
+    base: Path | None = None,
+) -> str:
+    """The gallery page of ``records`` (every version of every job, e.g. ``store.records()``).
+
+    ``prompts`` (job name -> prompt) fills in prompts of records that have no ``request``;
+    ``base`` is where relative local image paths start (default: the current directory).
+    """
+    prompts = prompts or {}
+    thumbs = _Thumbnails(base if base is not None else Path.cwd())
+    by_job: dict[str, list[Record]] = defaultdict(list)
+    for record in records:
+        by_job[record.job].append(record)
+    cards = []
+    states: Counter[str] = Counter()
+    for name in sorted(by_job):
+        versions = sorted(by_job[name], key=lambda r: r.updated_at)
+        current = versions[-1]
+        states[current.state] += 1
+        request_prompt = (current.request or {}).get("prompt")
+        prompt = request_prompt if isinstance(request_prompt, str) else prompts.get(name)
+        cards.append(_card(current, versions, prompt, thumbs))
+    links = [f'<a href="#state=all" data-state="all">all ({len(cards)})</a>']
+    links += [
+        f'<a href="#state={state}" data-state="{state}">{_e(_STATE_LABELS[state])} '
+        f"({states[state]})</a>"
+        for state in _FILTER_ORDER
+        if states[state]
+    ]
+    summary = ", ".join(f"{states[s]} {_STATE_LABELS[s]}" for s in _FILTER_ORDER if states[s])
+    body = "\n".join(cards) if cards else ""
+    script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
+    # only this page's own script may run, whatever a prompt holds (defence in depth)
+    csp = f"script-src 'sha256-{script_hash}'; object-src 'none'; base-uri 'none'"
+    empty = "No job in this state." if cards else "No outcome records yet."
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width,initial-scale=1">
+<meta http-equiv="Content-Security-Policy" content="{csp}">
+<title>mmgen gallery</title>
+<style>
+{_STYLE}
+</style></head>
+<body data-filter="all">
+<header class="top"><h1>mmgen gallery</h1>
+<p>{_e(plural(len(cards), "job"))}{": " + _e(summary) if summary else ""}</p></header>
+<nav class="filter" aria-label="filter by state">{"".join(links)}</nav>
+<main>
+{body}
+</main>
+<p class="empty" id="none-shown"{" hidden" if cards else ""}>{empty}</p>
+<script>{_SCRIPT}</script>
+</body></html>
+"""
+
+
+def write_gallery(
+    out_dir: Path,
+    records: Sequence[Record],
+    prompts: Mapping[str, str] | None = None,
+    *,
+    base: Path | None = None,
+) -> Path:
+    """Write ``<out>/index.html`` atomically; returns its path."""
+    page = out_dir / "index.html"
+    tmp = page.with_name(".index.html.tmp")
+    tmp.write_text(render_gallery(records, prompts, base=base), encoding="utf-8")
+    os.replace(tmp, page)
+    return page

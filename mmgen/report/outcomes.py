@@ -1,0 +1,86 @@
+"""Outcome records and run results (``mmgen status``, the end of ``mmgen run``)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rich import box
+from rich.console import Group, RenderableType
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from mmgen.records import Record
+from mmgen.report.units import size
+
+if TYPE_CHECKING:
+    from mmgen.outcomes import RunResult
+
+RECORD_FORMATS = ("text", "json", "html")
+"""Output formats of ``mmgen status --format``."""
+
+STATE_STYLES = {
+    "success": "green",
+    "failed": "red",
+    "unknown": "red",
+    "submitted": "cyan",
+    "submitting": "yellow",
+}
+
+
+def render_records(records: Sequence[Record], fmt: str) -> RenderableType:
+    """Outcome records (``mmgen status``): a table, the JSON list, or the HTML gallery."""
+    if fmt == "json":
+        return json.dumps([r.to_json() for r in records], indent=2, ensure_ascii=False)
+    if fmt == "html":
+        from mmgen.report.gallery import render_gallery
+
+        return render_gallery(records)
+    if not records:
+        return Text("No outcome records yet.")
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("job", "state", "task id", "video", "size", "finished", "error"):
+        table.add_column(column)
+    for record in records:
+        style = STATE_STYLES.get(record.state, "")
+        table.add_row(
+            record.job,
+            f"[{style}]{record.state}[/]",
+            record.task_id or "",
+            (record.video or "") if record.state == "success" else "",
+            size(record.bytes) if record.bytes else "",
+            record.finished_at or "",
+            escape(record.error.message) if record.error else "",
+        )
+    return table
+
+
+def render_outcomes(result: RunResult, fmt: str) -> RenderableType:
+    """The result of a run: a summary table, or the JSON list of outcome records (each record
+    plus ``action``, ``ok`` and ``message``)."""
+    if fmt == "json":
+        return json.dumps([o.to_json() for o in result.outcomes], indent=2, ensure_ascii=False)
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
+    for column in ("job", "action", "result", "task id", "video", "message"):
+        table.add_column(column)
+    for outcome in result.outcomes:
+        record = outcome.record
+        if outcome.ok:
+            verdict = "[green]ok[/]"
+        elif record is not None and record.state == "unknown":
+            verdict = "[red]unknown[/]"
+        else:
+            verdict = "[red]failed[/]"
+        table.add_row(
+            outcome.job,
+            outcome.action,
+            verdict,
+            (record.task_id if record else None) or "",
+            (record.video if record and record.state == "success" else None) or "",
+            escape(outcome.message),
+        )
+    ok = sum(o.ok for o in result.outcomes)
+    failed = len(result.outcomes) - ok
+    return Group(table, Text(f"{ok} ok, {failed} failed" if failed else f"{ok} ok"))

@@ -1,0 +1,74 @@
+"""Job-file problems (``mmgen validate``): text lines, a JSON list, GitHub annotations."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from mmgen.errors import Problem
+from mmgen.report.units import plural
+
+PROBLEM_FORMATS = ("text", "json", "github")
+"""Output formats of ``mmgen validate --format``."""
+
+
+def problems_text(problems: Sequence[Problem]) -> str:
+    """One problem per line: ``FILE:LINE:COL: FIELD: message``."""
+    return "\n".join(str(p) for p in problems)
+
+
+def problems_json(problems: Sequence[Problem]) -> str:
+    """A JSON list of ``{file, line, column, field, message}`` (``[]`` when all is valid)."""
+    return json.dumps(
+        [
+            {
+                "file": p.file,
+                "line": p.line,
+                "column": p.column,
+                "field": p.field,
+                "message": p.message,
+            }
+            for p in problems
+        ],
+        indent=2,
+        ensure_ascii=False,
+    )
+
+
+def _github_data(text: str) -> str:
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _github_property(text: str) -> str:
+    return _github_data(text).replace(":", "%3A").replace(",", "%2C")
+
+
+def problems_github(problems: Sequence[Problem]) -> str:
+    """GitHub Actions annotations: ``::error file=F,line=L,col=C,title=FIELD::message``."""
+    return "\n".join(
+        f"::error file={_github_property(p.file)},line={p.line},col={p.column},"
+        f"title={_github_property(p.field or '(document)')}::{_github_data(p.message)}"
+        for p in problems
+    )
+
+
+def render_problems(problems: Sequence[Problem], fmt: str) -> str:
+    """Render problems in one of :data:`PROBLEM_FORMATS`."""
+    if fmt == "json":
+        return problems_json(problems)
+    if fmt == "github":
+        return problems_github(problems)
+    if fmt == "text":
+        return problems_text(problems)
+    raise ValueError(f"unknown problem format {fmt!r}")
+
+
+def validation_summary(files: int, jobs: int, problems: Sequence[Problem]) -> str:
+    """One line: ``3 files, 7 jobs: ok`` or ``2 problems in 1 file (5 valid jobs)``."""
+    if not problems:
+        return f"{plural(files, 'file')}, {plural(jobs, 'job')}: ok"
+    bad_files = len({p.file for p in problems})
+    return (
+        f"{plural(len(problems), 'problem')} in {plural(bad_files, 'file')} "
+        f"({plural(jobs, 'valid job')})"
+    )
