@@ -73,3 +73,9 @@ def mock_api(_shared_mock: MockService) -> MockHandle:
 def manual_clock() -> ManualClock:
     """A clock that only moves on ``advance()``; inject with ``start_mock(config, clock=...)``."""
     return ManualClock()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """The event loop of the suite's async tests (the mock and mmgen use asyncio)."""
+    return "asyncio"

@@ -57,11 +57,6 @@ TLS = ssl.create_default_context()
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def sleeps() -> Sleeps:
     return Sleeps()
 

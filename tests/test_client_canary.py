@@ -27,11 +27,6 @@ RETRIEVE = "/v1/files/retrieve"
 TLS = ssl.create_default_context()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def no_sleep(seconds: float) -> None:
     return None
 

@@ -25,11 +25,6 @@ VIDEO = bytes(range(256)) * 1024  # 256 KiB, several chunks
 TLS = ssl.create_default_context()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class Stream(httpx.AsyncByteStream):
     """A response body delivered chunk by chunk, optionally broken off with an error."""
 

@@ -9,11 +9,6 @@ import pytest
 from mmgen.ratelimit import RateLimiter
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class FakeTime:
     """A clock that only moves when something sleeps on it."""
 

@@ -10,11 +10,6 @@ import pytest
 from mmgen.listener import CallbackListener
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.mark.anyio
 async def test_challenge_push_and_rejections() -> None:
     async with CallbackListener("127.0.0.1", 0) as listener, httpx.AsyncClient() as http:

@@ -14,11 +14,6 @@ import pytest
 from mmgen.listener import MAX_BODY, CallbackListener
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 async def challenge_ok(http: httpx.AsyncClient, url: str) -> bool:
     answer = await http.post(url, json={"challenge": "still-alive"}, timeout=5)
     return answer.status_code == 200 and answer.json() == {"challenge": "still-alive"}

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -579,7 +580,7 @@ def test_the_shifted_clock_only_moves_forward() -> None:
 def test_options_merge_key_by_key() -> None:
     from mock_server.harness import merge_options
 
-    base = {"seed": 0, "faults": {"rate_limit": {"probability": 0.5, "rpm": 5}}}
+    base: dict[str, Any] = {"seed": 0, "faults": {"rate_limit": {"probability": 0.5, "rpm": 5}}}
     merged = merge_options(base, {"faults": {"rate_limit": {"rpm": 1}, "codes": [1]}})
     assert merged == {
         "seed": 0,

@@ -36,11 +36,6 @@ from tests.fakes import VIDEO, FakeClient, Job
 from tests.test_runner_unit import run_jobs
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 class VersionedClient(FakeClient):
     """Each task's video has its own bytes, so versions can be told apart."""
 

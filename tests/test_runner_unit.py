@@ -20,11 +20,6 @@ from mmgen.runner import ApiClient, RunConfig, Runner
 from tests.fakes import VIDEO, FakeClient, Job
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 def _typed(client: FakeClient) -> ApiClient:
     return client  # mypy checks FakeClient against the runner's ApiClient protocol
 
