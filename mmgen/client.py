@@ -37,39 +37,34 @@ error message, a log line or a repr, and it is never sent to the download URL (a
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import email.utils
-import hashlib
 import logging
-import math
-import os
-import tempfile
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, TypeVar
+from typing import Any, Self, TypeVar
 
 import httpx
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    wait_random_exponential,
-)
-from tenacity.wait import wait_base
+from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from mmgen import __version__
+from mmgen.answers import (
+    TERMINAL_STATUSES,
+    Download,
+    FileInfo,
+    TaskStatus,
+    base_resp,
+    id_or_none,
+    non_negative_int,
+    parse_retry_after,
+    redact_url,
+)
+from mmgen.download import DOWNLOAD_TIMEOUT, download_once, download_retryable
 from mmgen.errors import (
     API_HINTS,
     NEVER_RETRY_CODES,
     AmbiguousSubmitError,
-    ApiError,
     ConnectFailedError,
-    DownloadError,
     MmgenError,
-    NotSentError,
     RateLimitError,
     ServerError,
     TransportError,
@@ -77,8 +72,9 @@ from mmgen.errors import (
     api_error,
     is_transient,
 )
-from mmgen.files import commit
+from mmgen.lanes import Lanes
 from mmgen.ratelimit import RateLimiter
+from mmgen.retries import RetryPolicy, unless_aborted
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -100,13 +96,10 @@ DEFAULT_BASE_URL = "https://api.minimax.io"
 #: ``ApiError.code`` of an answer whose body could not be understood.
 MALFORMED_RESPONSE = -1
 
-#: Codes that ask to back off harder (connection limit, rate growth limit).
-SLOW_CODES = frozenset({1041, 2045})
 
 #: Bounded timeouts. httpx's read timeout applies to each network read, so for the streamed
 #: download it is a per-chunk stall limit, not a limit on the whole transfer.
 API_TIMEOUT = httpx.Timeout(connect=5.0, read=60.0, write=60.0, pool=60.0)
-DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 
 #: Keys shorter than this are not scrubbed from messages (no real key is that short).
 MIN_SCRUB_LENGTH = 6
@@ -121,169 +114,18 @@ DEFAULT_MAX_DOWNLOADS = 8
 #: Network failures after which a create request surely did not reach MiniMax.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
-#: The statuses after which a task changes no more.
-TERMINAL_STATUSES = frozenset({"Success", "Fail"})
-
-_STATUSES = {
-    "preparing": "Preparing",
-    "queueing": "Queueing",
-    "queued": "Queueing",
-    "processing": "Processing",
-    "success": "Success",
-    "succeeded": "Success",
-    "fail": "Fail",
-    "failed": "Fail",
-}
-
 _HTTP_HINTS = {
     401: API_HINTS[2049],
     403: API_HINTS[1004],
     429: API_HINTS[1002],
 }
 _SERVER_HINT = "MiniMax server error; try again later"
-_EXPIRED_HINT = "download URLs live one hour: retrieve the file again for a fresh URL"
 _AMBIGUOUS_HINT = (
     "the task may exist on MiniMax and be billed; the job is recorded as unknown: "
     "rerun with --resubmit-unknown only if it did not appear"
 )
 
-_CHUNK = 1 << 16
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class TaskStatus:
-    """The state of a generation task, as the query endpoint (or a callback) reports it."""
-
-    task_id: str
-    #: "Preparing", "Queueing", "Processing", "Success" or "Fail"; unknown values are kept as-is.
-    status: str
-    file_id: str | None
-    width: int | None
-    height: int | None
-
-    @property
-    def terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES
-
-    @classmethod
-    def from_payload(cls, data: Mapping[str, Any], task_id: str | None = None) -> TaskStatus:
-        """Build from a query response or a callback body (status compared case-insensitively).
-
-        Raises ``ValueError`` when there is no usable task id or status.
-        """
-        raw_id = _id_or_none(data.get("task_id")) or task_id
-        status = data.get("status")
-        if not raw_id or not isinstance(status, str) or not status.strip():
-            raise ValueError("no task_id or status")
-        return cls(
-            task_id=raw_id,
-            status=normalize_status(status),
-            file_id=_id_or_none(data.get("file_id")),
-            width=_dimension(data.get("video_width")),
-            height=_dimension(data.get("video_height")),
-        )
-
-
-@dataclass(frozen=True)
-class FileInfo:
-    """A generated file as the retrieve endpoint describes it."""
-
-    file_id: str
-    #: Size announced by MiniMax; may be 0 (unknown).
-    bytes: int
-    filename: str
-    #: A CDN URL valid for about an hour; fetch it without the API key.
-    download_url: str
-
-    def __repr__(self) -> str:  # the URL is a bearer credential for an hour: keep it out of logs
-        return (
-            f"FileInfo(file_id={self.file_id!r}, bytes={self.bytes}, "
-            f"filename={self.filename!r}, download_url={_redact_url(self.download_url)!r})"
-        )
-
-
-@dataclass(frozen=True)
-class Download:
-    """A file written completely and atomically to ``path``."""
-
-    path: Path
-    sha256: str
-    bytes: int
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How the client retries retryable failures.
-
-    The wait before retry *n* (1-based) is drawn uniformly from
-    ``[0, min(max_wait, initial_wait * multiplier ** (n - 1))]`` ("full jitter"; the upper bound
-    itself when ``jitter`` is false), times ``slow_factor`` for codes 1041/2045 (capped at
-    ``max_wait * slow_factor``). A ``Retry-After`` header wins when it asks for longer, up to
-    ``max_retry_after``.
-    """
-
-    #: Tries in total per API call (1 = no retry).
-    attempts: int = 6
-    initial_wait: float = 1.0
-    max_wait: float = 30.0
-    multiplier: float = 2.0
-    slow_factor: float = 3.0
-    max_retry_after: float = 120.0
-    #: Tries in total per download (each one restarts from the first byte).
-    download_attempts: int = 3
-    jitter: bool = True
-
-    def __post_init__(self) -> None:
-        if self.attempts < 1 or self.download_attempts < 1:
-            raise ValueError("attempts and download_attempts must be at least 1")
-        if min(self.initial_wait, self.max_wait, self.max_retry_after) < 0:
-            raise ValueError("waits must not be negative")
-        if self.multiplier < 1 or self.slow_factor < 1:
-            raise ValueError("multiplier and slow_factor must be at least 1")
-
-    def wait(self, retry_number: int, error: BaseException | None = None) -> float:
-        """Seconds to sleep before retry ``retry_number`` (1 = the first retry) after ``error``."""
-        return _PolicyWait(self)._seconds(retry_number, error)
-
-    def strategy(self) -> wait_base:
-        """This policy as a tenacity wait strategy."""
-        return _PolicyWait(self)
-
-
-class _PolicyWait(wait_base):
-    """tenacity's full-jitter exponential wait (``wait_random_exponential``), slowed for codes
-    1041/2045, and never shorter than a ``Retry-After`` the server asked for."""
-
-    def __init__(self, policy: RetryPolicy) -> None:
-        self.policy = policy
-        self._jittered = wait_random_exponential(
-            multiplier=policy.initial_wait, max=policy.max_wait, exp_base=policy.multiplier
-        )
-
-    def __call__(self, retry_state: RetryCallState) -> float:
-        outcome = retry_state.outcome
-        error = outcome.exception() if outcome is not None and outcome.failed else None
-        return self._seconds(retry_state.attempt_number, error, retry_state)
-
-    def _seconds(
-        self, retry_number: int, error: BaseException | None, state: RetryCallState | None = None
-    ) -> float:
-        policy = self.policy
-        if policy.jitter:
-            if state is None:
-                state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-                state.attempt_number = retry_number
-            wait = float(self._jittered(state))
-        else:
-            exponent = min(retry_number - 1, 64)
-            wait = min(policy.max_wait, policy.initial_wait * policy.multiplier**exponent)
-        if isinstance(error, ApiError) and error.code in SLOW_CODES:
-            wait *= policy.slow_factor
-        retry_after = getattr(error, "retry_after", None)
-        if isinstance(retry_after, int | float) and retry_after > wait:
-            wait = min(float(retry_after), policy.max_retry_after)
-        return wait
 
 
 class MiniMaxClient:
@@ -335,12 +177,12 @@ class MiniMaxClient:
         # never holds a connection that status queries need. An injected client (tests)
         # serves both, behind the same gates.
         if http is not None:
-            self._api = _Lanes.shared(http, max_connections)
-            self._cdn = _Lanes.shared(http, max_downloads)
+            self._api = Lanes.shared(http, max_connections)
+            self._cdn = Lanes.shared(http, max_downloads)
         else:
             tls = httpx.create_ssl_context()  # one TLS context for every lane (~20 ms each)
-            self._api = _Lanes.own(max_connections, API_TIMEOUT, tls)
-            self._cdn = _Lanes.own(max_downloads, DOWNLOAD_TIMEOUT, tls)
+            self._api = Lanes.own(max_connections, API_TIMEOUT, tls)
+            self._cdn = Lanes.own(max_downloads, DOWNLOAD_TIMEOUT, tls)
 
     def __repr__(self) -> str:
         return f"MiniMaxClient(base_url={self.base_url!r})"
@@ -386,7 +228,7 @@ class MiniMaxClient:
 
         async def attempt() -> str:
             if self.rate_limiter is not None:
-                await _unless(abort, self.rate_limiter.acquire())
+                await unless_aborted(abort, self.rate_limiter.acquire())
             sending = False
 
             async def leaving() -> None:
@@ -415,7 +257,7 @@ class MiniMaxClient:
                 ):
                     self.rate_limiter.refund()
                 raise
-            task_id = _id_or_none(answer.data.get("task_id"))
+            task_id = id_or_none(answer.data.get("task_id"))
             if task_id is None:
                 raise AmbiguousSubmitError(
                     f"{endpoint}: MiniMax reported success but gave no task_id",
@@ -458,8 +300,8 @@ class MiniMaxClient:
             size = file.get("bytes")
             filename = file.get("filename")
             return FileInfo(
-                file_id=_id_or_none(file.get("file_id")) or file_id,
-                bytes=_non_negative_int(size),
+                file_id=id_or_none(file.get("file_id")) or file_id,
+                bytes=non_negative_int(size),
                 filename=filename if isinstance(filename, str) else "",
                 download_url=url.strip(),
             )
@@ -485,14 +327,14 @@ class MiniMaxClient:
         Raises DownloadError; its ``url_expired`` is true for 403/404/410.
         """
         dest = Path(dest)
-        where = _redact_url(url)
+        where = redact_url(url)
 
         async def attempt() -> Download:
             async with self._cdn.lane() as http:
-                return await self._download_once(http, url, dest, where, progress, expected_bytes)
+                return await download_once(http, url, dest, where, progress, expected_bytes)
 
         tries = attempts or self.retry.download_attempts
-        return await self._with_retries(attempt, tries, _download_retryable, f"download {where}")
+        return await self._with_retries(attempt, tries, download_retryable, f"download {where}")
 
     # --- plumbing -----------------------------------------------------------------------------
 
@@ -534,7 +376,7 @@ class MiniMaxClient:
             stop=stop,
             wait=self.retry.strategy(),
             retry=retry_if_exception(retryable),
-            sleep=lambda seconds: _unless(abort, self._sleep(seconds)),
+            sleep=lambda seconds: unless_aborted(abort, self._sleep(seconds)),
             before_sleep=before_sleep,
             reraise=True,
         )
@@ -591,14 +433,14 @@ class MiniMaxClient:
     def _check(self, response: httpx.Response, endpoint: str, submit: bool) -> _Answer:
         status = response.status_code
         trace_id = response.headers.get("Trace-Id") or None
-        retry_after = _parse_retry_after(response.headers.get("Retry-After"))
+        retry_after = parse_retry_after(response.headers.get("Retry-After"))
         try:
             data = response.json()
         except ValueError:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
             data = None
         if not isinstance(data, dict):
             data = None
-        code, message = _base_resp(data)
+        code, message = base_resp(data)
 
         if not 200 <= status < 300:
             if code:
@@ -644,102 +486,6 @@ class MiniMaxClient:
             )
         return answer
 
-    async def _download_once(
-        self,
-        http: httpx.AsyncClient,
-        url: str,
-        dest: Path,
-        where: str,
-        progress: Callable[[int, int | None], None] | None,
-        expected_bytes: int | None,
-    ) -> Download:
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL as exc:
-            raise DownloadError(f"invalid download URL {where}: {exc}") from exc
-        if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise DownloadError(f"invalid download URL {where}: not an absolute http(s) URL")
-        request = http.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
-        # The CDN URL must never see the API key, even if the http client carries one by default.
-        request.headers.pop("Authorization", None)
-        tmp_path: Path | None = None
-        try:
-            # file system work off the event loop; the chunks are plain unbuffered writes
-            fd, name = await asyncio.to_thread(_open_temp, dest)
-            tmp_path = Path(name)
-            with os.fdopen(fd, "wb", buffering=0) as tmp:
-                digest, size = await self._stream_to(
-                    http, request, tmp, where, progress, expected_bytes
-                )
-            await asyncio.to_thread(commit, tmp_path, dest)
-            tmp_path = None
-            return Download(path=dest, sha256=digest, bytes=size)
-        finally:
-            if tmp_path is not None:  # anything went wrong, cancellation included
-                tmp_path.unlink(missing_ok=True)
-
-    async def _stream_to(
-        self,
-        http: httpx.AsyncClient,
-        request: httpx.Request,
-        out: IO[bytes],
-        where: str,
-        progress: Callable[[int, int | None], None] | None,
-        expected_bytes: int | None,
-    ) -> tuple[str, int]:
-        try:
-            response = await http.send(request, stream=True, follow_redirects=True)
-        except httpx.TransportError as exc:
-            raise DownloadError(f"download {where}: {type(exc).__name__}: {exc}") from exc
-        try:
-            status = response.status_code
-            if status in (403, 404, 410):
-                raise DownloadError(
-                    f"download {where}: HTTP {status}, the URL has likely expired",
-                    hint=_EXPIRED_HINT,
-                    url_expired=True,
-                    http_status=status,
-                )
-            if status != 200:
-                raise DownloadError(
-                    f"download {where}: HTTP {status} {response.reason_phrase}".rstrip(),
-                    http_status=status,
-                )
-            length = _content_length(response)
-            expected = expected_bytes if expected_bytes and expected_bytes > 0 else None
-            encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
-            total = expected if expected is not None else (None if encoded else length)
-            hasher = hashlib.sha256()
-            written = 0
-            try:
-                async for chunk in response.aiter_bytes(_CHUNK):
-                    out.write(chunk)
-                    hasher.update(chunk)
-                    written += len(chunk)
-                    if progress is not None:
-                        progress(written, total)
-            except httpx.TransportError as exc:
-                raise DownloadError(
-                    f"download {where}: broken off after {written} bytes "
-                    f"({type(exc).__name__}: {exc})"
-                ) from exc
-            # Content-Length counts the bytes on the wire (before any content decoding).
-            if length is not None and response.num_bytes_downloaded != length:
-                raise DownloadError(
-                    f"download {where}: incomplete, {response.num_bytes_downloaded} of "
-                    f"{length} bytes (Content-Length)"
-                )
-            if expected is not None and written != expected:
-                raise DownloadError(
-                    f"download {where}: got {written} bytes, MiniMax announced {expected}"
-                )
-            if written == 0:
-                raise DownloadError(f"download {where}: empty body")
-            out.flush()
-            return hasher.hexdigest(), written
-        finally:
-            await response.aclose()
-
 
 @dataclass(frozen=True)
 class _Answer:
@@ -759,184 +505,5 @@ class _Answer:
         )
 
 
-def normalize_status(status: str) -> str:
-    """``"success"``/``"SUCCESS"`` -> ``"Success"``, ``"failed"`` -> ``"Fail"``; unknown kept."""
-    return _STATUSES.get(status.strip().lower(), status)
-
-
-class _Lanes:
-    """The fair gate and the pool in one: ``size`` lanes, each an httpx client with a single
-    connection, handed out first come, first served (an ``asyncio.Queue``).
-
-    httpcore schedules a pool's queued requests over its connections at a cost of
-    O(connections x queued requests) per request (encode/httpx#3215); with one connection per
-    client and never more than one request on it, that cost is O(1) whatever the number of jobs
-    in flight, and a job waiting for a lane holds nothing but its place in the queue.
-    """
-
-    def __init__(self, clients: list[httpx.AsyncClient], owned: bool) -> None:
-        self._clients = clients
-        self._owned = owned
-        self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
-        for client in clients:
-            self._idle.put_nowait(client)
-
-    @classmethod
-    def own(cls, size: int, timeout: httpx.Timeout, tls: Any) -> _Lanes:
-        return cls(
-            [
-                httpx.AsyncClient(
-                    timeout=timeout,
-                    verify=tls,
-                    headers={"User-Agent": f"mmgen/{__version__}"},
-                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                )
-                for _ in range(max(1, size))
-            ],
-            owned=True,
-        )
-
-    @classmethod
-    def shared(cls, client: httpx.AsyncClient, size: int) -> _Lanes:
-        """``size`` lanes on one (injected) client: the gate without the pool."""
-        return cls([client] * max(1, size), owned=False)
-
-    @contextlib.asynccontextmanager
-    async def lane(self) -> AsyncIterator[httpx.AsyncClient]:
-        client = await self._idle.get()
-        try:
-            yield client
-        finally:
-            self._idle.put_nowait(client)
-
-    async def aclose(self) -> None:
-        if self._owned:
-            for client in self._clients:
-                await client.aclose()
-
-
-async def _unless(abort: asyncio.Event | None, waiting: Awaitable[Any]) -> None:
-    """Await ``waiting`` (a wait before a request), or raise NotSentError once ``abort`` is set."""
-    if abort is None:
-        await waiting
-        return
-    wait = asyncio.ensure_future(waiting)
-    stop = asyncio.ensure_future(abort.wait())
-    try:
-        await asyncio.wait({wait, stop}, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        stop.cancel()
-        if not wait.done():
-            wait.cancel()
-    if wait.done() and not wait.cancelled():
-        wait.result()  # it finished first (a limiter slot taken is given back by the caller)
-        return
-    raise NotSentError("not sent: the run stopped submitting")
-
-
-def _open_temp(dest: Path) -> tuple[int, str]:
-    """A new temp file next to ``dest`` (its folder made if needed): ``.NAME.*.part``."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-
-
 def _not_connected(error: BaseException | None) -> bool:
     return isinstance(error, ConnectFailedError)
-
-
-def _download_retryable(error: BaseException) -> bool:
-    if not isinstance(error, DownloadError) or error.url_expired:
-        return False
-    status = error.http_status
-    return status is None or status == 429 or status >= 500
-
-
-def _base_resp(data: Mapping[str, Any] | None) -> tuple[int | None, str]:
-    """``(status_code, status_msg)`` of a body; code None when absent or unreadable."""
-    if data is None:
-        return None, ""
-    base = data.get("base_resp")
-    if not isinstance(base, Mapping):
-        return None, ""
-    raw = base.get("status_code")
-    message = base.get("status_msg")
-    message = message if isinstance(message, str) else ""
-    if isinstance(raw, bool):
-        return None, message
-    if isinstance(raw, int):
-        return raw, message
-    if isinstance(raw, str):
-        try:
-            return int(raw.strip()), message
-        except ValueError:
-            return None, message
-    return None, message
-
-
-def _id_or_none(value: Any) -> str | None:
-    """Task and file ids come as strings or as int64: always give a non-empty str or None."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return str(value) if value else None
-    if isinstance(value, str):
-        return value.strip() or None
-    return None
-
-
-def _dimension(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int) and value > 0:
-        return value
-    if isinstance(value, str) and value.strip().isdigit() and int(value) > 0:
-        return int(value)
-    return None
-
-
-def _non_negative_int(value: Any) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int):
-        return max(value, 0)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return 0
-
-
-def _content_length(response: httpx.Response) -> int | None:
-    raw = response.headers.get("Content-Length")
-    if raw is None or not raw.strip().isdigit():
-        return None
-    return int(raw)
-
-
-def _parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds or an HTTP date)."""
-    if value is None or not value.strip():
-        return None
-    text = value.strip()
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=UTC)
-        seconds = (when - datetime.now(UTC)).total_seconds()
-    if not math.isfinite(seconds):
-        return None
-    return max(seconds, 0.0)
-
-
-def _redact_url(url: str) -> str:
-    """The URL without its query string (download URLs carry signatures there)."""
-    try:
-        parsed = httpx.URL(url)
-    except (httpx.InvalidURL, TypeError):
-        return "(invalid URL)"
-    if not parsed.host:
-        return "(invalid URL)"
-    return f"{parsed.scheme}://{parsed.host}{parsed.path}"

@@ -9,6 +9,8 @@ import secrets
 import shutil
 from pathlib import Path
 
+from mmgen.errors import StateError
+
 
 def fsync_dir(path: Path) -> None:
     """fsync a folder, so a rename or a new file in it survives power loss (where possible)."""
@@ -53,3 +55,14 @@ def link_or_copy(src: Path, dst: Path) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(dst.parent)
+
+
+def publish(out_dir: Path, source: str, target: str) -> None:
+    """Make ``target`` (e.g. ``NAME.mp4``) hold the video in ``source`` (a version file):
+    a hard link or a copy, atomically; a StateError when the out dir cannot be written."""
+    if source == target:
+        return
+    try:
+        link_or_copy(out_dir / source, out_dir / target)
+    except OSError as err:
+        raise StateError(f"cannot write {out_dir / target}: {err.strerror or err}") from err

@@ -39,7 +39,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mmgen.errors import LockedError, StateError
+from mmgen.errors import (
+    AmbiguousSubmitError,
+    ApiError,
+    DownloadError,
+    LockedError,
+    MmgenError,
+    StateError,
+    TransportError,
+)
 from mmgen.files import fsync_dir
 
 State = Literal["submitting", "submitted", "success", "failed", "unknown"]
@@ -367,3 +375,16 @@ def _data_url_sha256(url: str) -> str:
 def _journal_line(record: Record) -> str:
     """One record as one compact JSON line of the journal."""
     return json.dumps(record.to_json(), ensure_ascii=False, separators=(",", ":")) + "\n"
+
+
+def record_error(err: MmgenError) -> RecordError:
+    """The ``error`` of a record for an mmgen error."""
+    if isinstance(err, ApiError):
+        return RecordError(code=err.code, message=err.one_line())
+    if isinstance(err, AmbiguousSubmitError):
+        return RecordError(code="ambiguous_submit", message=err.one_line())
+    if isinstance(err, TransportError):
+        return RecordError(code="transport", message=err.one_line())
+    if isinstance(err, DownloadError):
+        return RecordError(code="download", message=err.one_line())
+    return RecordError(code="error", message=err.one_line())

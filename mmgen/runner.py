@@ -41,29 +41,33 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from mmgen.client import TERMINAL_STATUSES, normalize_status
+from mmgen.answers import TERMINAL_STATUSES, normalize_status
 from mmgen.errors import (
     AmbiguousSubmitError,
-    ApiError,
     CallbackCheckError,
     ContentError,
     DownloadError,
     InvalidRequestError,
     MmgenError,
     NotSentError,
-    StateError,
-    TransportError,
     is_account_error,
     is_transient,
 )
-from mmgen.files import link_or_copy
+from mmgen.files import publish
 from mmgen.mailbox import Mailbox
 from mmgen.outcomes import EventSink, JobEvent, JobOutcome, RunResult
 from mmgen.planning import PlanItem, version_path
-from mmgen.records import Record, RecordError, RecordStore, request_snapshot, utc_now
+from mmgen.records import (
+    Record,
+    RecordError,
+    RecordStore,
+    record_error,
+    request_snapshot,
+    utc_now,
+)
 
 if TYPE_CHECKING:
-    from mmgen.client import Download, FileInfo, TaskStatus
+    from mmgen.answers import Download, FileInfo, TaskStatus
     from mmgen.listener import CallbackListener
     from mmgen.spec import JobSpec
 
@@ -132,19 +136,6 @@ class _Lost(Exception):
     def __init__(self, what: str, error: MmgenError) -> None:
         super().__init__(what)
         self.error = error
-
-
-def record_error(err: MmgenError) -> RecordError:
-    """The ``error`` of a record for an mmgen error."""
-    if isinstance(err, ApiError):
-        return RecordError(code=err.code, message=err.one_line())
-    if isinstance(err, AmbiguousSubmitError):
-        return RecordError(code="ambiguous_submit", message=err.one_line())
-    if isinstance(err, TransportError):
-        return RecordError(code="transport", message=err.one_line())
-    if isinstance(err, DownloadError):
-        return RecordError(code="download", message=err.one_line())
-    return RecordError(code="error", message=err.one_line())
 
 
 class Runner:
@@ -591,14 +582,3 @@ def _subject_image(job: JobSpec) -> str | None:
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-def publish(out_dir: Path, source: str, target: str) -> None:
-    """Make ``target`` (e.g. ``NAME.mp4``) hold the video in ``source`` (a version file):
-    a hard link or a copy, atomically; a StateError when the out dir cannot be written."""
-    if source == target:
-        return
-    try:
-        link_or_copy(out_dir / source, out_dir / target)
-    except OSError as err:
-        raise StateError(f"cannot write {out_dir / target}: {err.strerror or err}") from err

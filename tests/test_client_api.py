@@ -12,6 +12,7 @@ import httpx
 import pytest
 import respx
 
+from mmgen.answers import parse_retry_after
 from mmgen.client import (
     CONNECT_ATTEMPTS,
     MALFORMED_RESPONSE,
@@ -19,7 +20,6 @@ from mmgen.client import (
     MiniMaxClient,
     RetryPolicy,
     TaskStatus,
-    _parse_retry_after,
 )
 from mmgen.errors import (
     API_HINTS,
@@ -557,8 +557,8 @@ async def test_retry_after_is_capped(router, sleeps) -> None:
         ("Wed, 21 Oct 2015 07:28:00 GMT", 0.0),  # in the past
     ],
 )
-def test_parse_retry_after(header, expected) -> None:
-    assert _parse_retry_after(header) == expected
+def testparse_retry_after(header, expected) -> None:
+    assert parse_retry_after(header) == expected
 
 
 def test_parse_retry_after_future_http_date() -> None:
@@ -566,7 +566,7 @@ def test_parse_retry_after_future_http_date() -> None:
     from email.utils import format_datetime
 
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=100), usegmt=True)
-    seconds = _parse_retry_after(when)
+    seconds = parse_retry_after(when)
     assert seconds is not None
     assert 95 <= seconds <= 100
 

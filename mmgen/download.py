@@ -1,0 +1,132 @@
+"""Streaming one video to disk: to a temp file next to its destination, hashed on the way,
+checked against Content-Length, fsync'd and renamed over the destination only when complete.
+Never holds the video in memory; never sends the API key (the URL is a CDN's)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO
+
+import httpx
+
+from mmgen.answers import Download, content_length
+from mmgen.errors import DownloadError
+from mmgen.files import commit
+
+#: Bounded timeouts: httpx's read timeout applies to each network read, so for the streamed
+#: download it is a per-chunk stall limit, not a limit on the whole transfer.
+DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
+
+_CHUNK = 1 << 16
+_EXPIRED_HINT = "download URLs live one hour: retrieve the file again for a fresh URL"
+
+
+async def download_once(
+    http: httpx.AsyncClient,
+    url: str,
+    dest: Path,
+    where: str,
+    progress: Callable[[int, int | None], None] | None,
+    expected_bytes: int | None,
+) -> Download:
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise DownloadError(f"invalid download URL {where}: {exc}") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise DownloadError(f"invalid download URL {where}: not an absolute http(s) URL")
+    request = http.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
+    # The CDN URL must never see the API key, even if the http client carries one by default.
+    request.headers.pop("Authorization", None)
+    tmp_path: Path | None = None
+    try:
+        # file system work off the event loop; the chunks are plain unbuffered writes
+        fd, name = await asyncio.to_thread(_open_temp, dest)
+        tmp_path = Path(name)
+        with os.fdopen(fd, "wb", buffering=0) as tmp:
+            digest, size = await _stream_to(http, request, tmp, where, progress, expected_bytes)
+        await asyncio.to_thread(commit, tmp_path, dest)
+        tmp_path = None
+        return Download(path=dest, sha256=digest, bytes=size)
+    finally:
+        if tmp_path is not None:  # anything went wrong, cancellation included
+            tmp_path.unlink(missing_ok=True)
+
+
+async def _stream_to(
+    http: httpx.AsyncClient,
+    request: httpx.Request,
+    out: IO[bytes],
+    where: str,
+    progress: Callable[[int, int | None], None] | None,
+    expected_bytes: int | None,
+) -> tuple[str, int]:
+    try:
+        response = await http.send(request, stream=True, follow_redirects=True)
+    except httpx.TransportError as exc:
+        raise DownloadError(f"download {where}: {type(exc).__name__}: {exc}") from exc
+    try:
+        status = response.status_code
+        if status in (403, 404, 410):
+            raise DownloadError(
+                f"download {where}: HTTP {status}, the URL has likely expired",
+                hint=_EXPIRED_HINT,
+                url_expired=True,
+                http_status=status,
+            )
+        if status != 200:
+            raise DownloadError(
+                f"download {where}: HTTP {status} {response.reason_phrase}".rstrip(),
+                http_status=status,
+            )
+        length = content_length(response)
+        expected = expected_bytes if expected_bytes and expected_bytes > 0 else None
+        encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
+        total = expected if expected is not None else (None if encoded else length)
+        hasher = hashlib.sha256()
+        written = 0
+        try:
+            async for chunk in response.aiter_bytes(_CHUNK):
+                out.write(chunk)
+                hasher.update(chunk)
+                written += len(chunk)
+                if progress is not None:
+                    progress(written, total)
+        except httpx.TransportError as exc:
+            raise DownloadError(
+                f"download {where}: broken off after {written} bytes ({type(exc).__name__}: {exc})"
+            ) from exc
+        # Content-Length counts the bytes on the wire (before any content decoding).
+        if length is not None and response.num_bytes_downloaded != length:
+            raise DownloadError(
+                f"download {where}: incomplete, {response.num_bytes_downloaded} of "
+                f"{length} bytes (Content-Length)"
+            )
+        if expected is not None and written != expected:
+            raise DownloadError(
+                f"download {where}: got {written} bytes, MiniMax announced {expected}"
+            )
+        if written == 0:
+            raise DownloadError(f"download {where}: empty body")
+        out.flush()
+        return hasher.hexdigest(), written
+    finally:
+        await response.aclose()
+
+
+def _open_temp(dest: Path) -> tuple[int, str]:
+    """A new temp file next to ``dest`` (its folder made if needed): ``.NAME.*.part``."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+
+
+def download_retryable(error: BaseException) -> bool:
+    if not isinstance(error, DownloadError) or error.url_expired:
+        return False
+    status = error.http_status
+    return status is None or status == 429 or status >= 500
