@@ -356,3 +356,41 @@ async def test_an_unreachable_server_stops_the_run_without_waiting_for_the_limit
     records = RecordStore(tmp_path).records()
     assert all(r.state == "failed" and r.task_id is None for r in records)
     assert len(records) <= 8  # the 12+ jobs never let through are untouched
+
+
+def test_plan_tells_a_changed_variable_from_an_edited_job_file(tmp_path: Path) -> None:
+    import json
+
+    spec = tmp_path / "specs" / "cat.yaml"
+    spec.parent.mkdir()
+    spec.write_text(
+        "name: cat\nmodel: S2V-01\nprompt: A ${MOOD} cat.\nsubject_reference:\n"
+        "  - {type: character, image: [https://example.org/face.jpg]}\n"
+    )
+    out = tmp_path / "out"
+    config = tmp_path / "mock.yaml"
+    config.write_text("generation_seconds: 0.2\n")
+    runner = CliRunner()
+    env = {"MOOD": "calm", "MINIMAX_BASE_URL": None}
+    args = ["run", "--mock", "--mock-config", str(config), str(spec), "--out", str(out)]
+    assert runner.invoke(main, args, env=env).exit_code == 0
+
+    def plan_of(mood: str) -> dict[str, Any]:
+        result = runner.invoke(
+            main,
+            ["plan", str(spec), "--out", str(out), "--format", "json"],
+            env={"MOOD": mood},
+        )
+        assert result.exit_code == 0, result.output
+        [item] = json.loads(result.output)
+        return dict(item)
+
+    assert plan_of("calm")["action"] == "skip"
+    changed = plan_of("wild")
+    assert changed["action"] == "changed"
+    assert "job file is unchanged" in changed["reason"] and "${MOOD}" in changed["reason"]
+    spec.write_text(spec.read_text().replace("A ${MOOD} cat.", "A ${MOOD} dog."))
+    edited = plan_of("calm")
+    assert (
+        edited["action"] == "changed" and edited["reason"] == "job file changed since the last run"
+    )

@@ -21,6 +21,7 @@ from mmgen.cli.app import (
     show,
 )
 from mmgen.errors import EXIT_USAGE, UsageError
+from mmgen.report.problems import PROBLEM_FORMATS
 
 
 @main.command()
@@ -60,13 +61,7 @@ def init_command(settings: Settings, directory: Path) -> None:
 
 @main.command("validate")
 @PATHS_ARGUMENT
-@format_option(
-    {
-        "text": "FILE:LINE:COL: FIELD: message lines",
-        "json": "a list of objects",
-        "github": "GitHub Actions ::error annotations",
-    }
-)
+@format_option(PROBLEM_FORMATS)
 @click.pass_obj
 @handle_errors
 def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> None:

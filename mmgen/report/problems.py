@@ -8,7 +8,12 @@ from collections.abc import Sequence
 from mmgen.errors import Problem
 from mmgen.report.units import plural
 
-PROBLEM_FORMATS = ("text", "json", "github")
+#: The formats of ``mmgen validate --format``, each with the phrase its help gives.
+PROBLEM_FORMATS = {
+    "text": "FILE:LINE:COL: FIELD: message lines",
+    "json": "a list of objects",
+    "github": "GitHub Actions ::error annotations",
+}
 """Output formats of ``mmgen validate --format``."""
 
 
@@ -54,13 +59,10 @@ def problems_github(problems: Sequence[Problem]) -> str:
 
 def render_problems(problems: Sequence[Problem], fmt: str) -> str:
     """Render problems in one of :data:`PROBLEM_FORMATS`."""
-    if fmt == "json":
-        return problems_json(problems)
-    if fmt == "github":
-        return problems_github(problems)
-    if fmt == "text":
-        return problems_text(problems)
-    raise ValueError(f"unknown problem format {fmt!r}")
+    renderers = {"text": problems_text, "json": problems_json, "github": problems_github}
+    if fmt not in renderers:
+        raise ValueError(f"unknown problem format {fmt!r}")
+    return renderers[fmt](problems)
 
 
 def validation_summary(files: int, jobs: int, problems: Sequence[Problem]) -> str:
