@@ -36,9 +36,10 @@ def commit(tmp_path: Path, dest: Path) -> None:
     fsync_dir(dest.parent)
 
 
-def link_or_copy(src: Path, dst: Path) -> None:
+def link_or_copy(src: Path, dst: Path, *, durable: bool = True) -> None:
     """Make ``dst`` hold ``src``'s bytes — a hard link, or a copy where links fail —
-    atomically (a temp name, then a rename): a reader never sees a half-written ``dst``."""
+    atomically (a temp name, then a rename): a reader never sees a half-written ``dst``.
+    ``durable``: fsync the folder too, so the new name survives power loss."""
     with contextlib.suppress(OSError):
         if src.samefile(dst):
             return
@@ -54,15 +55,19 @@ def link_or_copy(src: Path, dst: Path) -> None:
         os.replace(tmp, dst)
     finally:
         tmp.unlink(missing_ok=True)
-    fsync_dir(dst.parent)
+    if durable:
+        fsync_dir(dst.parent)
 
 
-def publish(out_dir: Path, source: str, target: str) -> None:
+def publish(out_dir: Path, source: str, target: str, *, durable: bool = True) -> None:
     """Make ``target`` (e.g. ``NAME.mp4``) hold the video in ``source`` (a version file):
-    a hard link or a copy, atomically; a StateError when the out dir cannot be written."""
+    a hard link or a copy, atomically; a StateError when the out dir cannot be written.
+
+    ``durable=False`` for the current ``NAME.mp4``: it is derived (the version file and its
+    record are durable, and the next plan restores a lost link), so it costs no fsync."""
     if source == target:
         return
     try:
-        link_or_copy(out_dir / source, out_dir / target)
+        link_or_copy(out_dir / source, out_dir / target, durable=durable)
     except OSError as err:
         raise StateError(f"cannot write {out_dir / target}: {err.strerror or err}") from err

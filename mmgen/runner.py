@@ -536,7 +536,7 @@ class Runner:
                     break
                 log.info("download of %s failed (%s); retrieving a fresh URL", job.name, err)
                 continue
-            await asyncio.to_thread(publish, self.store.out_dir, version, job.output)
+            await asyncio.to_thread(publish, self.store.out_dir, version, job.output, durable=False)
             done = await self.store.write(
                 record.evolve(
                     state="success",
@@ -562,7 +562,7 @@ class Runner:
         source = item.video or version
         if source != version or item.restore:
             await asyncio.to_thread(publish, self.store.out_dir, source, version)
-            await asyncio.to_thread(publish, self.store.out_dir, version, job.output)
+            await asyncio.to_thread(publish, self.store.out_dir, version, job.output, durable=False)
             record = await self.store.write(record.evolve(video=version))
         message = item.reason if item.restore else "already done"
         return JobOutcome(job.name, "skip", True, record, message)
