@@ -330,8 +330,7 @@ class MiniMaxClient:
         where = redact_url(url)
 
         async def attempt() -> Download:
-            async with self._cdn.lane() as http:
-                return await download_once(http, url, dest, where, progress, expected_bytes)
+            return await download_once(self._cdn.lane, url, dest, where, progress, expected_bytes)
 
         tries = attempts or self.retry.download_attempts
         return await self._with_retries(attempt, tries, download_retryable, f"download {where}")

@@ -9,6 +9,7 @@ import hashlib
 import os
 import tempfile
 from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from pathlib import Path
 from typing import IO
 
@@ -27,7 +28,7 @@ _EXPIRED_HINT = "download URLs live one hour: retrieve the file again for a fres
 
 
 async def download_once(
-    http: httpx.AsyncClient,
+    lane: Callable[[], AbstractAsyncContextManager[httpx.AsyncClient]],
     url: str,
     dest: Path,
     where: str,
@@ -40,16 +41,17 @@ async def download_once(
         raise DownloadError(f"invalid download URL {where}: {exc}") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise DownloadError(f"invalid download URL {where}: not an absolute http(s) URL")
-    request = http.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
-    # The CDN URL must never see the API key, even if the http client carries one by default.
-    request.headers.pop("Authorization", None)
     tmp_path: Path | None = None
     try:
         # file system work off the event loop; the chunks are plain unbuffered writes
         fd, name = await asyncio.to_thread(_open_temp, dest)
         tmp_path = Path(name)
         with os.fdopen(fd, "wb", buffering=0) as tmp:
-            digest, size = await _stream_to(http, request, tmp, where, progress, expected_bytes)
+            async with lane() as http:  # a connection only while bytes flow, not for the fsync
+                request = http.build_request("GET", parsed, timeout=DOWNLOAD_TIMEOUT)
+                # The CDN URL must never see the API key, even if the client carries one.
+                request.headers.pop("Authorization", None)
+                digest, size = await _stream_to(http, request, tmp, where, progress, expected_bytes)
         await asyncio.to_thread(commit, tmp_path, dest)
         tmp_path = None
         return Download(path=dest, sha256=digest, bytes=size)
