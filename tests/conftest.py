@@ -18,15 +18,20 @@ suite exercises what users get:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
+import respx
 
+from mmgen.client import MiniMaxClient
 from mmgen.serving import ServerThread
 from mock_server import ManualClock, MockConfig
 from mock_server.clock import Clock
 from mock_server.harness import MinimaxMock, MockService
+from tests.client_support import BASE, KEY, TLS, policy
+from tests.fakes import Sleeps
 
 pytest_plugins = ["pytester"]
 
@@ -79,3 +84,26 @@ def manual_clock() -> ManualClock:
 def anyio_backend() -> str:
     """The event loop of the suite's async tests (the mock and mmgen use asyncio)."""
     return "asyncio"
+
+
+# --- the MiniMaxClient tests' fixtures (constants and builders: tests/client_support.py) ---
+
+
+@pytest.fixture
+def sleeps() -> Sleeps:
+    return Sleeps()
+
+
+@pytest.fixture
+def router() -> Any:
+    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+        yield mock
+
+
+@pytest.fixture
+async def client(router: Any, sleeps: Sleeps) -> AsyncIterator[MiniMaxClient]:
+    async with (
+        httpx.AsyncClient(verify=TLS) as http,
+        MiniMaxClient(KEY, BASE, http=http, retry=policy(), sleep=sleeps) as c,
+    ):
+        yield c
