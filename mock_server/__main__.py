@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from mmgen.errors import UsageError
-from mock_server.config import MockConfig, load_config
+from mock_server.config import command_line_config
 from mock_server.server import serve
 
 
@@ -55,16 +55,13 @@ def main(
 ) -> None:
     """Serve the mock MiniMax API (inspect it at /_mock/tasks and /_mock/stats)."""
     try:
-        config = load_config(config_file) if config_file is not None else MockConfig()
-        if generation_seconds is not None:
-            config.generation_seconds = generation_seconds
-        if seed is not None:
-            config.seed = seed
-        if api_key is not None:
-            config.api_key = api_key
-        if state_dir is not None:
-            config.state_dir = str(state_dir)
-        config.validate()
+        config = command_line_config(
+            config_file,
+            generation_seconds=generation_seconds,
+            seed=seed,
+            api_key=api_key,
+            state_dir=state_dir,
+        )
 
         def ready(url: str) -> None:
             click.echo(f"mock_server: serving the MiniMax API on {url} (Ctrl-C to stop)")

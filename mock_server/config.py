@@ -347,3 +347,26 @@ def load_config(path: str | Path) -> MockConfig:
 
 
 _KIND = DocumentKind(noun="mock config")
+
+
+def command_line_config(
+    config_file: str | Path | None,
+    *,
+    generation_seconds: float | None = None,
+    seed: int | None = None,
+    api_key: str | None = None,
+    state_dir: str | Path | None = None,
+) -> MockConfig:
+    """The config of a command line (``mmgen mock``, ``python -m mock_server``, ``mmgen run
+    --mock``): the file's, or the defaults, with the options that were given laid over it,
+    validated."""
+    config = load_config(config_file) if config_file is not None else MockConfig()
+    if generation_seconds is not None:
+        config.generation_seconds = generation_seconds
+    if seed is not None:
+        config.seed = seed
+    if api_key is not None:
+        config.api_key = api_key
+    if state_dir is not None:
+        config.state_dir = str(state_dir)
+    return config.validate()

@@ -95,17 +95,12 @@ def mock_command(
             replay_file, any(option is not None for option in mock_options),
         )  # fmt: skip
         return
-    from mock_server import MockConfig, load_config
+    from mock_server.config import command_line_config
     from mock_server.server import serve
 
-    config = load_config(config_file) if config_file is not None else MockConfig()
-    if generation_seconds is not None:
-        config.generation_seconds = generation_seconds
-    if seed is not None:
-        config.seed = seed
-    if api_key is not None:
-        config.api_key = api_key
-    config.validate()
+    config = command_line_config(
+        config_file, generation_seconds=generation_seconds, seed=seed, api_key=api_key
+    )
 
     cdn: list[str] = []  # the download origin starts first; it is printed after the API
 

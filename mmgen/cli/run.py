@@ -195,10 +195,10 @@ def rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
     """Serve the bundled mock on loopback for ``run --mock`` (its own thread), persisting its
     tasks in ``OUT/.mock/`` so an interrupted rehearsal resumes like a real run."""
     from mmgen.execute import Target
-    from mock_server import MockConfig, load_config
+    from mock_server.config import command_line_config
     from mock_server.server import MockServers
 
-    config = load_config(config_file) if config_file else MockConfig()
+    config = command_line_config(config_file)
     if config.state_dir is None:
         config.state_dir = out_dir / ".mock"
     with MockServers(config) as mock:  # the API origin and, like MiniMax, a separate CDN one
