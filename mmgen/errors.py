@@ -281,6 +281,10 @@ class NotSentError(MmgenError):
     stopped submitting: it was never sent."""
 
     exit_code = EXIT_FAILED
+    MESSAGE = "not sent: the run stopped submitting"
+
+    def __init__(self, message: str = MESSAGE, *, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
 
 
 class ConnectFailedError(TransportError):

@@ -118,11 +118,6 @@ class CallbackListener:
         with self._lock:
             self._watches.pop(task_id, None)
 
-    @property
-    def watching(self) -> int:
-        """How many task ids pushes are accepted for."""
-        return len(self._watches)
-
     def is_watching(self, task_id: str) -> bool:
         return task_id in self._watches
 

@@ -42,11 +42,6 @@ class PlanItem:
     #: ``skip`` only: ``output`` (``NAME.mp4``) must become this version again (a local copy)
     restore: bool = False
 
-    @property
-    def creates_task(self) -> bool:
-        """Whether carrying out this item pays for a new task."""
-        return self.action in ("submit", "changed")
-
 
 def version_path(output: str, spec_hash: str) -> str:
     """The video file of one version of a job: ``dir/NAME.mp4`` -> ``dir/NAME.<hash8>.mp4``."""

@@ -108,4 +108,4 @@ async def unless_aborted(abort: asyncio.Event | None, waiting: Awaitable[Any]) -
     if wait.done() and not wait.cancelled():
         wait.result()  # it finished first (a limiter slot taken is given back by the caller)
         return
-    raise NotSentError("not sent: the run stopped submitting")
+    raise NotSentError

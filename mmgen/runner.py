@@ -160,7 +160,6 @@ class Runner:
         self._downloading = asyncio.Semaphore(DOWNLOADS_IN_FLIGHT)
         self._stopped: str | None = None
         self._mailboxes: set[Mailbox] = set()  # of the jobs waiting for their tasks
-        self._unsent: set[asyncio.Future[str]] = set()  # creates not sent yet
         self._stop_event = asyncio.Event()
         self._offer_callbacks = listener is not None
         self._callback_refusals = 0
@@ -201,8 +200,6 @@ class Runner:
             for mailbox in list(self._mailboxes):
                 mailbox.wake()
             self._stop_event.set()  # creates waiting for the limiter or a retry give up
-            for create in list(self._unsent):  # creates still queued for the RPM limiter
-                create.cancel()
 
     def _warn_once(self, message: str) -> None:
         if message not in self._warnings:
@@ -228,9 +225,7 @@ class Runner:
         return outcome
 
     def _not_sent(self, item: PlanItem) -> JobOutcome:
-        return JobOutcome(
-            item.job.name, item.action, False, item.record, "not sent: the run stopped submitting"
-        )
+        return JobOutcome(item.job.name, item.action, False, item.record, NotSentError.MESSAGE)
 
     def _finish(self, item: PlanItem, outcome: JobOutcome) -> None:
         self._emit(
@@ -331,11 +326,8 @@ class Runner:
 
         async def before_send() -> None:
             if self._stopped is not None:
-                raise NotSentError("not sent: the run stopped submitting")
+                raise NotSentError
             if not written:
-                current = asyncio.current_task()  # the create: from here on stop() spares it
-                if current is not None:
-                    self._unsent.discard(current)
                 self._emit(JobEvent(job.name, item.action, "submitting"))
                 written.append(await self.store.write(pending.evolve(submitted_at=utc_now())))
 
@@ -400,22 +392,15 @@ class Runner:
         """The create call, shielded: if the run is interrupted while it is in flight, it is
         given a short grace period to come back so its task id is recorded, not lost."""
         if self._stopped is not None:
-            raise NotSentError("not sent: the run stopped submitting")
+            raise NotSentError
         create = asyncio.ensure_future(
             self.client.create_task(body, before_send=before_send, abort=self._stop_event)
         )
-        if not written:
-            self._unsent.add(create)  # stop() cancels it while it waits for the RPM limiter
         try:
             return await asyncio.shield(create)
         except asyncio.CancelledError:
             if not written:  # still queued for the rate limiter: nothing left, nothing to keep
                 create.cancel()
-                task = asyncio.current_task()
-                if self._stopped is not None and task is not None and not task.cancelling():
-                    raise NotSentError(
-                        "not sent: the run stopped submitting"
-                    ) from None  # stop() withdrew it, the run goes on
                 raise
             task_id = None
             with contextlib.suppress(Exception):  # the answer may never come: keep waiting short
@@ -424,8 +409,6 @@ class Runner:
                 await self.store.write(written[0].evolve(state="submitted", task_id=task_id))
             create.cancel()
             raise
-        finally:
-            self._unsent.discard(create)
 
     # --- wait ------------------------------------------------------------------------------
 
