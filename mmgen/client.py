@@ -227,8 +227,9 @@ class MiniMaxClient:
         endpoint = "POST /v1/video_generation"
 
         async def attempt() -> str:
-            if self.rate_limiter is not None:
-                await unless_aborted(abort, self.rate_limiter.acquire())
+            limiter = self.rate_limiter
+            if limiter is not None and not limiter.try_acquire():  # no wait: no waiter tasks
+                await unless_aborted(abort, limiter.acquire())
             sending = False
 
             async def leaving() -> None:

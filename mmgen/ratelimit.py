@@ -84,6 +84,17 @@ class RateLimiter:
             sleeper.cancel()
             waker.cancel()
 
+    def try_acquire(self) -> bool:
+        """Count one more call now if it fits without waiting (nobody queued before it)."""
+        if self._lock.locked():
+            return False
+        now = self._clock()
+        if self._wait_needed(now) > 0:
+            return False
+        if self.rpm is not None:
+            self._stamps.append(now)
+        return True
+
     async def acquire(self) -> None:
         """Wait until one more call fits in the window, then count it."""
         async with self._lock:

@@ -117,3 +117,15 @@ def test_interval_and_validation() -> None:
     with pytest.raises(ValueError):
         limiter(1, t, window=0)
     assert "rpm=5" in repr(limiter(5, t))
+
+
+def test_try_acquire_counts_only_what_fits_now() -> None:
+    now = [0.0]
+    limiter = RateLimiter(2, clock=lambda: now[0])
+    assert limiter.try_acquire() and limiter.try_acquire()
+    assert not limiter.try_acquire()  # the window is full: acquire() would wait
+    now[0] = 60.0
+    assert limiter.try_acquire()
+    limiter.penalize(5)
+    assert not limiter.try_acquire()
+    assert RateLimiter(None).try_acquire()

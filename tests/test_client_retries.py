@@ -73,6 +73,10 @@ async def test_before_send_runs_after_the_rate_limiter_and_before_each_try(route
     order: list[str] = []
 
     class Limiter(RateLimiter):
+        def try_acquire(self) -> bool:  # the limiter's fast path (a slot free now)
+            order.append("limiter")
+            return True
+
         async def acquire(self) -> None:
             order.append("limiter")
 
