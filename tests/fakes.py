@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -92,3 +93,21 @@ class FakeClient:
         if progress:
             progress(len(VIDEO), len(VIDEO))
         return Download(dest, hashlib.sha256(VIDEO).hexdigest(), len(VIDEO))
+
+
+def write_jobs(folder: Path, prompts: dict[str, str], name: str = "jobs.yaml") -> Path:
+    """A defaults+jobs file with one S2V-01 job per (name, prompt)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "defaults:",
+        "  model: S2V-01",
+        "  subject_reference:",
+        "    - type: character",
+        "      image: [https://example.org/face.jpg]",
+        "jobs:",
+    ]
+    for job, prompt in prompts.items():
+        lines += [f"  - name: {job}", f"    prompt: {json.dumps(prompt)}"]
+    path = folder / name
+    path.write_text("\n".join(lines) + "\n")
+    return path

@@ -27,26 +27,10 @@ from mmgen.serving import ServerThread
 from mock_server import MockConfig, create_app
 from mock_server.recording import create_recorder_app, create_replay_app, load_recording
 from mock_server.recording.format import folder_of
+from tests.fakes import write_jobs
 
 CANARY = "sk-canary-7f3a9c1e5b2d4068"
 FAST = ["--rpm", "0", "--wait", "auto", "--poll-interval", "0.2", "--timeout", "60"]
-
-
-def write_jobs(folder: Path, prompts: dict[str, str]) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "defaults:",
-        "  model: S2V-01",
-        "  subject_reference:",
-        "    - type: character",
-        "      image: [https://example.org/face.jpg]",
-        "jobs:",
-    ]
-    for job, prompt in prompts.items():
-        lines += [f"  - name: {job}", f"    prompt: {json.dumps(prompt)}"]
-    path = folder / "jobs.yaml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def run(args: list[str], key: str = CANARY) -> Any:

@@ -26,28 +26,11 @@ from mock_server.config import (
     RateLimitFaults,
     SensitiveFaults,
 )
+from tests.fakes import write_jobs
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = "sk-e2e-test-key"
 FAST = ["--poll-interval", "0.2", "--timeout", "60", "--rpm", "0"]
-
-
-def write_jobs(folder: Path, prompts: dict[str, str], name: str = "jobs.yaml") -> Path:
-    """A defaults+jobs file with one S2V-01 job per (name, prompt)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    lines = [
-        "defaults:",
-        "  model: S2V-01",
-        "  subject_reference:",
-        "    - type: character",
-        "      image: [https://example.org/face.jpg]",
-        "jobs:",
-    ]
-    for job, prompt in prompts.items():
-        lines += [f"  - name: {job}", f"    prompt: {json.dumps(prompt)}"]
-    path = folder / name
-    path.write_text("\n".join(lines) + "\n")
-    return path
 
 
 def run(args: list[str], env: dict[str, str | None] | None = None) -> Any:
