@@ -102,13 +102,12 @@ def mock_command(
         config_file, generation_seconds=generation_seconds, seed=seed, api_key=api_key
     )
 
-    cdn: list[str] = []  # the download origin starts first; it is printed after the API
-
     def ready(url: str) -> None:
         click.echo(f"mmgen mock: serving the MiniMax API on {url} (Ctrl-C to stop)")
         click.echo(f"  export MINIMAX_BASE_URL={url}")
-        for origin in cdn:
-            click.echo(f"  videos are downloaded from {origin}")
+
+    def cdn_ready(url: str) -> None:  # on stderr, as python -m mock_server: stdout's URL is the API
+        click.echo(f"mmgen mock: videos are downloaded from {url}", err=True)
 
     try:
         serve(
@@ -117,7 +116,7 @@ def mock_command(
             port=port,
             cdn_port=cdn_port,
             on_ready=ready,
-            on_cdn_ready=cdn.append,
+            on_cdn_ready=cdn_ready,
             log_level=level,
             access_log=settings.verbosity >= 0,
         )
