@@ -28,8 +28,11 @@ States (``Record.state``)::
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -360,10 +363,6 @@ def request_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _data_url_sha256(url: str) -> str:
-    import base64
-    import binascii
-    import hashlib
-
     header, _, payload = url.partition(",")
     try:
         data = base64.b64decode(payload, validate=False) if header.endswith(";base64") else None
