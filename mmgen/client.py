@@ -318,6 +318,7 @@ class MiniMaxClient:
         progress: Callable[[int, int | None], None] | None = None,
         expected_bytes: int | None = None,
         attempts: int | None = None,
+        then: Callable[[Path], None] | None = None,
     ) -> Download:
         """Stream ``url`` to ``dest`` atomically, hashing it on the way; never sends the API key.
 
@@ -325,13 +326,17 @@ class MiniMaxClient:
         only when complete (byte count checked against Content-Length and ``expected_bytes``
         when that is > 0). Transient failures restart the download from the first byte.
         ``progress(done, total)`` is called as chunks arrive (``total`` None when unknown).
+        ``then(dest)`` runs in the worker thread that committed the file, right after (e.g. to
+        publish it under another name without a second thread hop); its errors are the call's.
         Raises DownloadError; its ``url_expired`` is true for 403/404/410.
         """
         dest = Path(dest)
         where = redact_url(url)
 
         async def attempt() -> Download:
-            return await download_once(self._cdn.lane, url, dest, where, progress, expected_bytes)
+            return await download_once(
+                self._cdn.lane, url, dest, where, progress, expected_bytes, then
+            )
 
         tries = attempts or self.retry.download_attempts
         return await self._with_retries(attempt, tries, download_retryable, f"download {where}")

@@ -34,6 +34,7 @@ async def download_once(
     where: str,
     progress: Callable[[int, int | None], None] | None,
     expected_bytes: int | None,
+    then: Callable[[Path], None] | None = None,
 ) -> Download:
     try:
         parsed = httpx.URL(url)
@@ -43,8 +44,10 @@ async def download_once(
         raise DownloadError(f"invalid download URL {where}: not an absolute http(s) URL")
     tmp_path: Path | None = None
     try:
-        # file system work off the event loop; the chunks are plain unbuffered writes
-        fd, name = await asyncio.to_thread(_open_temp, dest)
+        # Opening the temp file, like the chunks' plain unbuffered writes, is one quick system
+        # call on the loop (a thread hop per file cost more than it saved); the fsyncs and the
+        # rename are off the loop (commit). The callback listener has a thread of its own.
+        fd, name = _open_temp(dest)
         tmp_path = Path(name)
         with os.fdopen(fd, "wb", buffering=0) as tmp:
             async with lane() as http:  # a connection only while bytes flow, not for the fsync
@@ -52,7 +55,7 @@ async def download_once(
                 # The CDN URL must never see the API key, even if the client carries one.
                 request.headers.pop("Authorization", None)
                 digest, size = await _stream_to(http, request, tmp, where, progress, expected_bytes)
-        await asyncio.to_thread(commit, tmp_path, dest)
+        await asyncio.to_thread(_commit, tmp_path, dest, then)
         tmp_path = None
         return Download(path=dest, sha256=digest, bytes=size)
     finally:
@@ -119,6 +122,12 @@ async def _stream_to(
         return hasher.hexdigest(), written
     finally:
         await response.aclose()
+
+
+def _commit(tmp_path: Path, dest: Path, then: Callable[[Path], None] | None) -> None:
+    commit(tmp_path, dest)
+    if then is not None:
+        then(dest)
 
 
 def _open_temp(dest: Path) -> tuple[int, str]:

@@ -14,7 +14,8 @@ from mmgen import __version__
 
 class Lanes:
     """The fair gate and the pool in one: ``size`` lanes, each an httpx client with a single
-    connection, handed out first come, first served (an ``asyncio.Queue``).
+    connection, handed to waiters first come, first served; the most recently used lane goes
+    first (its connection is the likeliest still to be open).
 
     httpcore schedules a pool's queued requests over its connections at a cost of
     O(connections x queued requests) per request (encode/httpx#3215); with one connection per
@@ -25,7 +26,9 @@ class Lanes:
     def __init__(self, clients: list[httpx.AsyncClient], owned: bool) -> None:
         self._clients = clients
         self._owned = owned
-        self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.Queue()
+        # Waiters are served first come, first served; lanes last in, first out, so a burst
+        # reuses the connections that are still open instead of opening every idle lane's.
+        self._idle: asyncio.Queue[httpx.AsyncClient] = asyncio.LifoQueue()
         for client in clients:
             self._idle.put_nowait(client)
 
@@ -33,7 +36,7 @@ class Lanes:
     def own(cls, size: int, timeout: httpx.Timeout, tls: Any) -> Lanes:
         return cls(
             [
-                httpx.AsyncClient(
+                CookielessClient(
                     timeout=timeout,
                     verify=tls,
                     headers={"User-Agent": f"mmgen/{__version__}"},
@@ -61,3 +64,29 @@ class Lanes:
         if self._owned:
             for client in self._clients:
                 await client.aclose()
+
+
+class _NoCookies(httpx.Cookies):
+    """A cookie jar that never takes nor sends a cookie."""
+
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+    def set_cookie_header(self, request: httpx.Request) -> None:
+        return None
+
+
+class CookielessClient(httpx.AsyncClient):
+    """An httpx client that ignores ``Set-Cookie``: MiniMax authenticates with a bearer key and
+    its CDN with signed URLs, while httpx parses every response's cookies through urllib's
+    cookie jar (a fifth of a small request's CPU)."""
+
+    _no_cookies = _NoCookies()
+
+    @property
+    def cookies(self) -> httpx.Cookies:
+        return self._no_cookies
+
+    @cookies.setter
+    def cookies(self, cookies: Any) -> None:
+        return None

@@ -2,13 +2,19 @@
 
     wait for a slot and the RPM limiter ─▶ record "submitting" ─▶ create ─▶ record the task id
     ─▶ wait (callback pushes, each terminal one confirmed by a query; and/or polling)
-    ─▶ record the file id ─▶ retrieve + stream the video to its version file (sha256, fsync,
-    atomic rename) ─▶ make it the current ``NAME.mp4`` ─▶ record the outcome
+    ─▶ [its finishing turn] retrieve + stream the video to its version file (sha256, fsync,
+    atomic rename) ─▶ make it the current ``NAME.mp4`` ─▶ record the outcome (with the file id)
 
-Every record step is durable before the next network step (:meth:`RecordStore.write`, group
-commit off the event loop), so a run killed at any instant is resumed by the next one without
-paying for a task twice. "submitting" is written after the rate limiter let the request through,
-right before it leaves: a job still queued when the run stops was never sent and stays as it was.
+Every record step is durable before the next network step that spends or commits anything
+(:meth:`RecordStore.write`, group commit off the event loop), so a run killed at any instant is
+resumed by the next one without paying for a task twice. The file id is not recorded on its own:
+retrieving and downloading spend nothing, and a resumed job queries its task again.
+"submitting" is written after the rate limiter let the request through, right before it
+leaves: a job still queued when the run stops was never sent and stays as it was.
+
+Jobs whose tasks end take *finishing turns* (:class:`_Turn`), a few at a time in arrival order:
+when many end together, each finishes soon after its own end instead of all at the end of the
+burst. A terminal push also starts retrieving the file it names while the query confirms it.
 
 One owner per retry loop, so retries never stack. For one job, at most:
 
@@ -50,6 +56,7 @@ from mmgen.errors import (
     InvalidRequestError,
     MmgenError,
     NotSentError,
+    StateError,
     is_account_error,
     is_transient,
 )
@@ -89,7 +96,14 @@ CALLBACK_REFUSALS = 3
 #: lanes bound the requests anyway; waiting here, a job holds a semaphore slot rather than a
 #: whole client call (retry state, frames): a few hundred bytes instead of kilobytes.
 CREATES_IN_FLIGHT = 64
-DOWNLOADS_IN_FLIGHT = 16
+#: Jobs that may be finishing at once: confirming a terminal push, retrieving, downloading and
+#: recording (see :class:`_Turn`); 4 gave the lowest completion lag of 20 jobs ending together
+#: (bench/lag.py: 2 and 3 idled the CPU, 8 and 20 shared it too thinly).
+FINISHING_IN_FLIGHT = 4
+#: A turn lasts at most this long: a job still finishing by then is waiting for the network (a
+#: far API, a big video, a stalled CDN), so it goes on without one and the next job starts,
+#: the client's lanes still bounding the connections.
+TURN_HOLD_SECONDS = 0.25
 
 
 class ApiClient(Protocol):
@@ -115,6 +129,7 @@ class ApiClient(Protocol):
         progress: Callable[[int, int | None], None] | None = None,
         expected_bytes: int | None = None,
         attempts: int | None = None,
+        then: Callable[[Path], None] | None = None,
     ) -> Download: ...
 
 
@@ -157,7 +172,7 @@ class Runner:
         self._emit: EventSink = on_event or (lambda _event: None)
         self._slots = asyncio.Semaphore(max(1, config.concurrency))
         self._creating = asyncio.Semaphore(CREATES_IN_FLIGHT)
-        self._downloading = asyncio.Semaphore(DOWNLOADS_IN_FLIGHT)
+        self._finishing = asyncio.Semaphore(FINISHING_IN_FLIGHT)
         self._stopped: str | None = None
         self._mailboxes: set[Mailbox] = set()  # of the jobs waiting for their tasks
         self._stop_event = asyncio.Event()
@@ -250,7 +265,6 @@ class Runner:
     # --- one job ---------------------------------------------------------------------------
 
     async def _work(self, item: PlanItem) -> JobOutcome:
-        job = item.job
         record = item.record if item.action == "resume" else None
         fresh = record is None
         if record is None:
@@ -258,10 +272,20 @@ class Runner:
             if isinstance(submitted, JobOutcome):
                 return submitted
             record = submitted
-        if record.state == "success" and record.file_id:
-            return await self._download(item, record)  # re-download a recorded success
+        turn = _Turn(self._finishing)
         try:
-            status = await self._wait(item, record, fresh=fresh)
+            return await self._finish_work(item, record, fresh, turn)
+        finally:
+            turn.give_back()
+
+    async def _finish_work(
+        self, item: PlanItem, record: Record, fresh: bool, turn: _Turn
+    ) -> JobOutcome:
+        job = item.job
+        if record.state == "success" and record.file_id:
+            return await self._download(item, record, turn)  # re-download a recorded success
+        try:
+            status = await self._wait(item, record, fresh=fresh, turn=turn)
         except _Lost as lost:
             return await self._lost(item, record, lost)
         except ContentError as err:  # 1026/1027 reported while querying: the task is over
@@ -287,10 +311,10 @@ class Runner:
                 )
             )
             return JobOutcome(job.name, item.action, False, failed, "task failed on MiniMax")
-        record = await self.store.write(
-            record.evolve(file_id=status.file_id, width=status.width, height=status.height)
-        )
-        return await self._download(item, record)
+        # Not written yet: retrieving and downloading spend nothing and are repeated after a
+        # crash (the task is queried again), so the file id is recorded with the outcome.
+        record = record.evolve(file_id=status.file_id, width=status.width, height=status.height)
+        return await self._download(item, record, turn)
 
     async def _lost(self, item: PlanItem, record: Record, lost: _Lost) -> JobOutcome:
         message = (
@@ -416,9 +440,12 @@ class Runner:
         """Callbacks reach this run only when the job file does not set its own callback_url."""
         return "callback_url" not in item.job.body and item.job.name not in self._polled
 
-    async def _wait(self, item: PlanItem, record: Record, *, fresh: bool) -> TaskStatus | None:
+    async def _wait(
+        self, item: PlanItem, record: Record, *, fresh: bool, turn: _Turn
+    ) -> TaskStatus | None:
         """Wait for a terminal status: callback pushes (confirmed by a query) and/or polling.
-        None when the run stopped meanwhile."""
+        None when the run stopped meanwhile. A terminal push takes the job's finishing turn
+        before it is confirmed (kept when it is)."""
         task_id = record.task_id
         assert task_id is not None
         watched = self.listener is not None and self._offer_callbacks and self._own_callback(item)
@@ -445,7 +472,11 @@ class Runner:
                     if pushed_status not in TERMINAL_STATUSES:
                         continue
                     # a push is a hint, never the truth: confirm with the query endpoint
+                    await turn.take()
+                    turn.prefetch(self.client, pushed)
                     status = await self._poll(item, task_id)
+                    if status is None or not status.terminal:
+                        turn.give_back()
                     if status is not None and not status.terminal:
                         log.info("task %s: ignored an unconfirmed %r push", task_id, pushed_status)
                     continue
@@ -475,11 +506,11 @@ class Runner:
 
     # --- download --------------------------------------------------------------------------
 
-    async def _download(self, item: PlanItem, record: Record) -> JobOutcome:
-        async with self._downloading:
-            return await self._download_rounds(item, record)
+    async def _download(self, item: PlanItem, record: Record, turn: _Turn) -> JobOutcome:
+        await turn.take()
+        return await self._download_rounds(item, record, turn)
 
-    async def _download_rounds(self, item: PlanItem, record: Record) -> JobOutcome:
+    async def _download_rounds(self, item: PlanItem, record: Record, turn: _Turn) -> JobOutcome:
         job = item.job
         file_id = record.file_id
         assert file_id is not None
@@ -488,7 +519,9 @@ class Runner:
         last_error: MmgenError | None = None
         for _round in range(DOWNLOAD_ROUNDS):
             try:
-                info = await self.client.retrieve_file(file_id, attempts=RETRIEVE_ATTEMPTS)
+                info = await turn.prefetched(file_id) if _round == 0 else None
+                if info is None:
+                    info = await self.client.retrieve_file(file_id, attempts=RETRIEVE_ATTEMPTS)
 
                 def progress(done: int, total: int | None) -> None:
                     self._emit(
@@ -503,11 +536,20 @@ class Runner:
                         )
                     )
 
+                def make_current(_path: Path) -> None:  # in the thread that committed it
+                    publish(self.store.out_dir, version, job.output, durable=False)
+
                 progress(0, None)
                 # never rely on `bytes`: the real API answers 0; Content-Length is checked
                 got = await self.client.download(
-                    info.download_url, dest, progress=progress, attempts=DOWNLOAD_ATTEMPTS
+                    info.download_url,
+                    dest,
+                    progress=progress,
+                    attempts=DOWNLOAD_ATTEMPTS,
+                    then=make_current,
                 )
+            except StateError:  # the out dir cannot be written: not the download's fault
+                raise
             except InvalidRequestError as err:
                 return await self._lost(item, record, _Lost(f"file {file_id}", err))
             except MmgenError as err:
@@ -519,7 +561,6 @@ class Runner:
                     break
                 log.info("download of %s failed (%s); retrieving a fresh URL", job.name, err)
                 continue
-            await asyncio.to_thread(publish, self.store.out_dir, version, job.output, durable=False)
             done = await self.store.write(
                 record.evolve(
                     state="success",
@@ -549,6 +590,81 @@ class Runner:
             record = await self.store.write(record.evolve(video=version))
         message = item.reason if item.restore else "already done"
         return JobOutcome(job.name, "skip", True, record, message)
+
+
+class _Turn:
+    """A job's turn to finish: confirm its terminal status, retrieve, download, record.
+
+    At most :data:`FINISHING_IN_FLIGHT` jobs have one; the others wait in arrival order. When
+    many tasks end together, sharing the CPU between all of them would finish every job near the
+    end of the burst; taking them a few at a time finishes the first ones early and the last
+    ones no later (the same work, in order), so the typical completion lag is a fraction of the
+    burst's. A turn is a priority, not a bound: after :data:`TURN_HOLD_SECONDS` the job goes
+    on without it (the client's lanes bound the connections).
+    """
+
+    def __init__(self, gate: asyncio.Semaphore) -> None:
+        self._gate = gate
+        self._held = False
+        self._expiry: asyncio.TimerHandle | None = None
+        self._file_id: str | None = None
+        self._retrieve: asyncio.Task[FileInfo] | None = None
+
+    async def take(self) -> None:
+        if not self._held:
+            await self._gate.acquire()
+            self._held = True
+            loop = asyncio.get_running_loop()
+            self._expiry = loop.call_later(TURN_HOLD_SECONDS, self._release)
+
+    def give_back(self) -> None:
+        self._forget()
+        self._release()
+
+    def _release(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if self._held:
+            self._held = False
+            self._gate.release()
+
+    def prefetch(self, client: ApiClient, pushed: dict[str, Any]) -> None:
+        """Retrieve the file a terminal push names while its status is being confirmed: a read
+        that spends nothing, used only if the query confirms that very file (one round trip
+        less per job; a forged or stale push costs one wasted read)."""
+        file_id = pushed.get("file_id")
+        self._forget()
+        if isinstance(file_id, str | int) and not isinstance(file_id, bool) and str(file_id):
+            self._file_id = str(file_id)
+            self._retrieve = asyncio.ensure_future(client.retrieve_file(self._file_id, attempts=1))
+
+    async def prefetched(self, file_id: str) -> FileInfo | None:
+        """The prefetched description of ``file_id``; None when there is none (not pushed,
+        another file, or that read failed: the caller retrieves it itself)."""
+        retrieve, pushed_id = self._retrieve, self._file_id
+        self._retrieve = self._file_id = None
+        if retrieve is None:
+            return None
+        if pushed_id != file_id:
+            _discard(retrieve)
+            return None
+        try:
+            return await retrieve
+        except MmgenError as err:
+            log.info("prefetched retrieve of %s failed (%s); retrieving again", file_id, err)
+            return None
+
+    def _forget(self) -> None:
+        if self._retrieve is not None:
+            _discard(self._retrieve)
+        self._retrieve = self._file_id = None
+
+
+def _discard(task: asyncio.Task[Any]) -> None:
+    """Cancel a task whose result nobody wants, and never warn about its exception."""
+    task.cancel()
+    task.add_done_callback(lambda t: t.cancelled() or t.exception())
 
 
 def _subject_image(job: JobSpec) -> str | None:

@@ -68,7 +68,7 @@ def base_url(sock: socket.socket) -> str:
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop when installed (an optional speed-up, not a dependency), else asyncio's."""
+    """uvloop's loop where it is installed (a dependency, except on Windows), else asyncio's."""
     try:
         uvloop = importlib.import_module("uvloop")
     except ImportError:

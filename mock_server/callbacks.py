@@ -90,7 +90,7 @@ class ClientPool:
     @contextlib.asynccontextmanager
     async def client(self) -> AsyncIterator[httpx.AsyncClient]:
         if self._idle is None:
-            self._idle = asyncio.Queue()
+            self._idle = asyncio.LifoQueue()  # reuse the connections still open
         if self._idle.empty() and self._made < self.size:
             self._made += 1
             client = httpx.AsyncClient(

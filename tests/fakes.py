@@ -86,10 +86,12 @@ class FakeClient:
         return FileInfo(file_id, 0, "output.mp4", f"http://cdn.invalid/{file_id}")
 
     async def download(
-        self, url, dest: Path, *, progress=None, expected_bytes=None, attempts=None
+        self, url, dest: Path, *, progress=None, expected_bytes=None, attempts=None, then=None
     ) -> Download:
         self.downloads += 1
         dest.write_bytes(VIDEO)
+        if then is not None:
+            then(dest)
         if progress:
             progress(len(VIDEO), len(VIDEO))
         return Download(dest, hashlib.sha256(VIDEO).hexdigest(), len(VIDEO))

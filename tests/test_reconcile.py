@@ -39,13 +39,17 @@ from tests.test_runner_unit import run_jobs
 class VersionedClient(FakeClient):
     """Each task's video has its own bytes, so versions can be told apart."""
 
-    async def download(self, url, dest: Path, *, progress=None, expected_bytes=None, attempts=None):
+    async def download(
+        self, url, dest: Path, *, progress=None, expected_bytes=None, attempts=None, then=None
+    ):
         from mmgen.client import Download
 
         self.downloads += 1
         data = VIDEO + url.encode()
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(data)
+        if then is not None:
+            then(dest)
         return Download(dest, hashlib.sha256(data).hexdigest(), len(data))
 
 

@@ -29,6 +29,7 @@ from mmgen.cli.app import (
 )
 from mmgen.cli.jobs import check_replace
 from mmgen.errors import UsageError
+from mmgen.serving import loop_factory
 
 if TYPE_CHECKING:
     from mmgen.execute import Target
@@ -176,8 +177,8 @@ def run_command(
     with contextlib.ExitStack() as stack:
         if mock:  # the rehearsal mock, its tasks kept in OUT/.mock/ so a resumed run finds them
             target = stack.enter_context(rehearsal_mock(mock_config_file, out_dir))
-        with progress:
-            result = asyncio.run(execute(jobs, target, run_settings, on_event=progress.on_event))
+        with progress, asyncio.Runner(loop_factory=loop_factory()) as runner:
+            result = runner.run(execute(jobs, target, run_settings, on_event=progress.on_event))
     for warning in result.warnings:
         click.echo(f"mmgen: warning: {warning}", err=True)
     if result.stopped:
