@@ -6,10 +6,12 @@ thread; callbacks reach this run's listener because the mock is on loopback.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -264,6 +266,27 @@ def test_run_mock_in_process_uses_callbacks(tmp_path: Path) -> None:
     outcomes = json.loads(result.stdout)
     assert [o["state"] for o in outcomes] == ["success", "success"]
     assert all(o["ok"] and o["action"] == "submit" for o in outcomes)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uvloop has no Windows build")
+def test_run_uses_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """uvloop is a dependency (measured in bench/lag.py): the run's loop is uvloop's."""
+    import mmgen.execute as execute_module
+
+    seen: list[str] = []
+    real_execute = execute_module.execute
+
+    async def execute(*args: Any, **kw: Any) -> Any:
+        seen.append(type(asyncio.get_running_loop()).__module__)
+        return await real_execute(*args, **kw)
+
+    monkeypatch.setattr(execute_module, "execute", execute)  # run imports it when it runs
+    spec = write_jobs(tmp_path / "specs", {"a": "A cat."})
+    result = run(
+        ["run", "--mock", str(spec), "--out", str(tmp_path / "out")], {"MINIMAX_API_KEY": None}
+    )
+    assert result.exit_code == 0, result.output
+    assert seen and seen[0].startswith("uvloop")
 
 
 def test_bad_input_exits_2_without_traceback(tmp_path: Path) -> None:
