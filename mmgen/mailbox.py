@@ -47,7 +47,12 @@ class Mailbox:
         return not self._items
 
     def _pop(self) -> dict[str, Any] | None:
-        return self._items.popleft() if self._items else None
+        if not self._items:
+            return None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None  # ~600 bytes a waiting job need not keep between pushes
+        return item
 
     async def get(self, timeout: float | None = None) -> dict[str, Any] | None:
         """The next push; None after ``timeout`` seconds or when woken with nothing to give."""

@@ -470,6 +470,7 @@ class Runner:
                         JobEvent(item.job.name, item.action, "waiting", task_id, pushed_status)
                     )
                     if pushed_status not in TERMINAL_STATUSES:
+                        pushed = None  # not kept (~1 KB) while this job waits for the next
                         continue
                     # a push is a hint, never the truth: confirm with the query endpoint
                     await turn.take()
@@ -602,6 +603,8 @@ class _Turn:
     burst's. A turn is a priority, not a bound: after :data:`TURN_HOLD_SECONDS` the job goes
     on without it (the client's lanes bound the connections).
     """
+
+    __slots__ = ("_expiry", "_file_id", "_gate", "_held", "_retrieve")
 
     def __init__(self, gate: asyncio.Semaphore) -> None:
         self._gate = gate

@@ -16,7 +16,7 @@ import html
 import io
 import os
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
@@ -271,21 +271,27 @@ def render_gallery(
     ``prompts`` (job name -> prompt) fills in prompts of records that have no ``request``;
     ``base`` is where relative local image paths start (default: the current directory).
     """
+    return "".join(gallery_parts(records, prompts, base=base))
+
+
+def gallery_parts(
+    records: Sequence[Record],
+    prompts: Mapping[str, str] | None = None,
+    *,
+    base: Path | None = None,
+) -> Iterator[str]:
+    """The gallery page in pieces, one card at a time (:func:`write_gallery` streams them to
+    the file: a 10,000-job page is never held whole, which cost ~40 MB at the end of a run)."""
     prompts = prompts or {}
     thumbs = _Thumbnails(base if base is not None else Path.cwd())
     by_job: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_job[record.job].append(record)
-    cards = []
     states: Counter[str] = Counter()
-    for name in sorted(by_job):
-        versions = sorted(by_job[name], key=lambda r: r.updated_at)
-        current = versions[-1]
-        states[current.state] += 1
-        request_prompt = (current.request or {}).get("prompt")
-        prompt = request_prompt if isinstance(request_prompt, str) else prompts.get(name)
-        cards.append(_card(current, versions, prompt, thumbs))
-    links = [f'<a href="#state=all" data-state="all">all ({len(cards)})</a>']
+    for versions in by_job.values():
+        states[sorted(versions, key=lambda r: r.updated_at)[-1].state] += 1
+    jobs = len(by_job)
+    links = [f'<a href="#state=all" data-state="all">all ({jobs})</a>']
     links += [
         f'<a href="#state={state}" data-state="{state}">{_e(_STATE_LABELS[state])} '
         f"({states[state]})</a>"
@@ -293,12 +299,11 @@ def render_gallery(
         if states[state]
     ]
     summary = ", ".join(f"{states[s]} {_STATE_LABELS[s]}" for s in _FILTER_ORDER if states[s])
-    body = "\n".join(cards) if cards else ""
     script_hash = base64.b64encode(hashlib.sha256(_SCRIPT.encode()).digest()).decode()
     # only this page's own script may run, whatever a prompt holds (defence in depth)
     csp = f"script-src 'sha256-{script_hash}'; object-src 'none'; base-uri 'none'"
-    empty = "No job in this state." if cards else "No outcome records yet."
-    return f"""<!doctype html>
+    empty = "No job in this state." if jobs else "No outcome records yet."
+    yield f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width,initial-scale=1">
 <meta http-equiv="Content-Security-Policy" content="{csp}">
@@ -308,12 +313,19 @@ def render_gallery(
 </style></head>
 <body data-filter="all">
 <header class="top"><h1>mmgen gallery</h1>
-<p>{_e(plural(len(cards), "job"))}{": " + _e(summary) if summary else ""}</p></header>
+<p>{_e(plural(jobs, "job"))}{": " + _e(summary) if summary else ""}</p></header>
 <nav class="filter" aria-label="filter by state">{"".join(links)}</nav>
 <main>
-{body}
+"""
+    for number, name in enumerate(sorted(by_job)):
+        versions = sorted(by_job[name], key=lambda r: r.updated_at)
+        current = versions[-1]
+        request_prompt = (current.request or {}).get("prompt")
+        prompt = request_prompt if isinstance(request_prompt, str) else prompts.get(name)
+        yield ("\n" if number else "") + _card(current, versions, prompt, thumbs)
+    yield f"""
 </main>
-<p class="empty" id="none-shown"{" hidden" if cards else ""}>{empty}</p>
+<p class="empty" id="none-shown"{" hidden" if jobs else ""}>{empty}</p>
 <script>{_SCRIPT}</script>
 </body></html>
 """
@@ -329,6 +341,7 @@ def write_gallery(
     """Write ``<out>/index.html`` atomically; returns its path."""
     page = out_dir / "index.html"
     tmp = page.with_name(".index.html.tmp")
-    tmp.write_text(render_gallery(records, prompts, base=base), encoding="utf-8")
+    with tmp.open("w", encoding="utf-8") as out:
+        out.writelines(gallery_parts(records, prompts, base=base))
     os.replace(tmp, page)
     return page

@@ -6,13 +6,11 @@ import json
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich import box
 from rich.console import Group, RenderableType
-from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from mmgen.records import Record
+from mmgen.report.tables import Cell, simple_table
 from mmgen.report.units import size
 
 if TYPE_CHECKING:
@@ -40,21 +38,20 @@ def render_records(records: Sequence[Record], fmt: str) -> RenderableType:
         return render_gallery(records)
     if not records:
         return Text("No outcome records yet.")
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("job", "state", "task id", "video", "size", "finished", "error"):
-        table.add_column(column)
-    for record in records:
-        style = STATE_STYLES.get(record.state, "")
-        table.add_row(
+    rows: list[list[Cell]] = [
+        [
             record.job,
-            f"[{style}]{record.state}[/]",
+            (record.state, STATE_STYLES.get(record.state, "")),
             record.task_id or "",
             (record.video or "") if record.state == "success" else "",
             size(record.bytes) if record.bytes else "",
             record.finished_at or "",
-            escape(record.error.message) if record.error else "",
-        )
-    return table
+            record.error.message if record.error else "",
+        ]
+        for record in records
+    ]
+    headers = ("job", "state", "task id", "video", "size", "finished", "error")
+    return simple_table(headers, rows)
 
 
 def render_outcomes(result: RunResult, fmt: str) -> RenderableType:
@@ -62,25 +59,26 @@ def render_outcomes(result: RunResult, fmt: str) -> RenderableType:
     plus ``action``, ``ok`` and ``message``)."""
     if fmt == "json":
         return json.dumps([o.to_json() for o in result.outcomes], indent=2, ensure_ascii=False)
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("job", "action", "result", "task id", "video", "message"):
-        table.add_column(column)
+    rows: list[list[Cell]] = []
     for outcome in result.outcomes:
         record = outcome.record
         if outcome.ok:
-            verdict = "[green]ok[/]"
+            verdict = ("ok", "green")
         elif record is not None and record.state == "unknown":
-            verdict = "[red]unknown[/]"
+            verdict = ("unknown", "red")
         else:
-            verdict = "[red]failed[/]"
-        table.add_row(
-            outcome.job,
-            outcome.action,
-            verdict,
-            (record.task_id if record else None) or "",
-            (record.video if record and record.state == "success" else None) or "",
-            escape(outcome.message),
+            verdict = ("failed", "red")
+        rows.append(
+            [
+                outcome.job,
+                outcome.action,
+                verdict,
+                (record.task_id if record else None) or "",
+                (record.video if record and record.state == "success" else None) or "",
+                outcome.message,
+            ]
         )
+    table = simple_table(("job", "action", "result", "task id", "video", "message"), rows)
     ok = sum(o.ok for o in result.outcomes)
     failed = len(result.outcomes) - ok
     return Group(table, Text(f"{ok} ok, {failed} failed" if failed else f"{ok} ok"))

@@ -9,15 +9,13 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from rich import box
 from rich.console import Group, RenderableType
-from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 
 from mmgen import __version__
 from mmgen.changes import MISSING, FieldChange, diff_requests, request_snapshot
 from mmgen.pricing import PriceTable, estimate, load_prices, tasks_to_create
+from mmgen.report.tables import Cell, simple_table
 from mmgen.report.units import money, plural
 
 if TYPE_CHECKING:
@@ -79,12 +77,11 @@ def render_plan(
         return plan_markdown(items, table, resubmit_unknown=resubmit_unknown)
     if fmt != "text":
         raise ValueError(f"unknown plan format {fmt!r}")
-    rich_table = Table(box=box.SIMPLE_HEAD, show_edge=False)
-    for column in ("job", "action", "reason"):
-        rich_table.add_column(column)
-    for item in items:
-        style = ACTION_STYLES.get(item.action, "")
-        rich_table.add_row(item.job.name, f"[{style}]{item.action}[/]", escape(item.reason))
+    rows: list[list[Cell]] = [
+        [item.job.name, (item.action, ACTION_STYLES.get(item.action, "")), item.reason]
+        for item in items
+    ]
+    rich_table = simple_table(("job", "action", "reason"), rows)
     counts = Counter(str(item.action) for item in items)
     summary = ", ".join(f"{counts[a]} {a}" for a in ACTION_STYLES if counts[a])
     return Group(rich_table, Text(f"Plan: {summary or 'nothing to do'}."))
