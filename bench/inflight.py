@@ -207,6 +207,24 @@ def main() -> None:
     for line in last_lines:
         print(f"  stderr: {line[:200]}")
     done = run.exit_code == 0 and succeeded == args.jobs
+    rest = (
+        done
+        and run.wall <= TARGET_WALL_S
+        and run.max_rss_mb <= TARGET_RSS_MB
+        and failed_challenges == 0
+        and probe.failed == []
+        and probe.refused_mid_run == 0
+    )
+    # The listener's answer time is what mmgen controls: this script's probe measures it from an
+    # idle process. The mock's own figure adds the time its busy event loop (10,000 creates, each
+    # awaiting its check, and every callback) takes to notice the answer.
+    met_probe = rest and (probed.get("p99") or 0) <= TARGET_CHALLENGE_P99_MS
+    met_mock = rest and (latency.get("p99") or 0) <= TARGET_CHALLENGE_P99_MS
+    print(
+        f"target (wall <= {TARGET_WALL_S:g} s, RSS <= {TARGET_RSS_MB:g} MB, 0 failed, challenge "
+        f"p99 <= {TARGET_CHALLENGE_P99_MS:g} ms): {met_probe} by the listener probe, {met_mock} "
+        "by the mock's measure (which includes its own loop's delays)"
+    )
     emit(
         {
             "bench": "inflight",
@@ -238,11 +256,8 @@ def main() -> None:
                 "challenges_failed": 0,
                 "challenge_p99_ms": TARGET_CHALLENGE_P99_MS,
             },
-            "met": done
-            and run.wall <= TARGET_WALL_S
-            and run.max_rss_mb <= TARGET_RSS_MB
-            and failed_challenges == 0
-            and (latency.get("p99") or 0) <= TARGET_CHALLENGE_P99_MS,
+            "met": met_probe,
+            "met_by_mock_measure": met_mock,
         }
     )
     if not done:
