@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from mmgen import __version__
+from mmgen.serving import CookielessClient
 
 
 class Lanes:
@@ -64,29 +65,3 @@ class Lanes:
         if self._owned:
             for client in self._clients:
                 await client.aclose()
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that never takes nor sends a cookie."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-    def set_cookie_header(self, request: httpx.Request) -> None:
-        return None
-
-
-class CookielessClient(httpx.AsyncClient):
-    """An httpx client that ignores ``Set-Cookie``: MiniMax authenticates with a bearer key and
-    its CDN with signed URLs, while httpx parses every response's cookies through urllib's
-    cookie jar (a fifth of a small request's CPU)."""
-
-    _no_cookies = _NoCookies()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._no_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        return None

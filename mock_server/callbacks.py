@@ -41,6 +41,7 @@ from typing import Any
 
 import httpx
 
+from mmgen.serving import CookielessClient
 from mock_server.clock import Clock
 from mock_server.config import MockConfig
 from mock_server.tasks import Task
@@ -91,9 +92,10 @@ class ClientPool:
     async def client(self) -> AsyncIterator[httpx.AsyncClient]:
         if self._idle is None:
             self._idle = asyncio.LifoQueue()  # reuse the connections still open
+        client: httpx.AsyncClient
         if self._idle.empty() and self._made < self.size:
             self._made += 1
-            client = httpx.AsyncClient(
+            client = CookielessClient(
                 trust_env=False,
                 follow_redirects=False,
                 verify=self._tls,
