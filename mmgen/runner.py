@@ -12,9 +12,8 @@ retrieving and downloading spend nothing, and a resumed job queries its task aga
 "submitting" is written after the rate limiter let the request through, right before it
 leaves: a job still queued when the run stops was never sent and stays as it was.
 
-Jobs whose tasks end take *finishing turns* (:class:`_Turn`), a few at a time in arrival order:
-when many end together, each finishes soon after its own end instead of all at the end of the
-burst. A terminal push also starts retrieving the file it names while the query confirms it.
+Jobs whose tasks end take *finishing turns* (:mod:`mmgen.turns`), a few at a time in arrival
+order; a terminal push also starts retrieving the file it names while the query confirms it.
 
 One owner per retry loop, so retries never stack. For one job, at most:
 
@@ -72,11 +71,11 @@ from mmgen.records import (
     request_snapshot,
     utc_now,
 )
+from mmgen.turns import Turn, finishing_gate
 
 if TYPE_CHECKING:
     from mmgen.answers import Download, FileInfo, TaskStatus
     from mmgen.listener import CallbackListener
-    from mmgen.spec import JobSpec
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +91,10 @@ RETRIEVE_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 3
 #: Creates refused for the callback URL after which callbacks are no longer offered.
 CALLBACK_REFUSALS = 3
-#: Jobs that may be inside a create call, and inside a download round, at once. The client's
-#: lanes bound the requests anyway; waiting here, a job holds a semaphore slot rather than a
-#: whole client call (retry state, frames): a few hundred bytes instead of kilobytes.
+#: Jobs that may be inside a create call at once. The client's lanes bound the requests
+#: anyway; waiting here, a job holds a semaphore slot rather than a whole client call (retry
+#: state, frames): a few hundred bytes instead of kilobytes.
 CREATES_IN_FLIGHT = 64
-#: Jobs that may be finishing at once: confirming a terminal push, retrieving, downloading and
-#: recording (see :class:`_Turn`); 4 gave the lowest completion lag of 20 jobs ending together
-#: (bench/lag.py: 2 and 3 idled the CPU, 8 and 20 shared it too thinly).
-FINISHING_IN_FLIGHT = 4
-#: A turn lasts at most this long: a job still finishing by then is waiting for the network (a
-#: far API, a big video, a stalled CDN), so it goes on without one and the next job starts,
-#: the client's lanes still bounding the connections.
-TURN_HOLD_SECONDS = 0.25
 
 
 class ApiClient(Protocol):
@@ -172,7 +163,7 @@ class Runner:
         self._emit: EventSink = on_event or (lambda _event: None)
         self._slots = asyncio.Semaphore(max(1, config.concurrency))
         self._creating = asyncio.Semaphore(CREATES_IN_FLIGHT)
-        self._finishing = asyncio.Semaphore(FINISHING_IN_FLIGHT)
+        self._finishing = finishing_gate()
         self._stopped: str | None = None
         self._mailboxes: set[Mailbox] = set()  # of the jobs waiting for their tasks
         self._stop_event = asyncio.Event()
@@ -272,14 +263,14 @@ class Runner:
             if isinstance(submitted, JobOutcome):
                 return submitted
             record = submitted
-        turn = _Turn(self._finishing)
+        turn = Turn(self._finishing)
         try:
             return await self._finish_work(item, record, fresh, turn)
         finally:
             turn.give_back()
 
     async def _finish_work(
-        self, item: PlanItem, record: Record, fresh: bool, turn: _Turn
+        self, item: PlanItem, record: Record, fresh: bool, turn: Turn
     ) -> JobOutcome:
         job = item.job
         if record.state == "success" and record.file_id:
@@ -343,7 +334,7 @@ class Runner:
             state="submitting",
             video=version_path(job.output, job.spec_hash),
             request=request_snapshot(job.body),
-            image=_subject_image(job),
+            image=job.subject_image,
             source_hash=job.source_hash,
         )
         written: list[Record] = []
@@ -441,7 +432,7 @@ class Runner:
         return "callback_url" not in item.job.body and item.job.name not in self._polled
 
     async def _wait(
-        self, item: PlanItem, record: Record, *, fresh: bool, turn: _Turn
+        self, item: PlanItem, record: Record, *, fresh: bool, turn: Turn
     ) -> TaskStatus | None:
         """Wait for a terminal status: callback pushes (confirmed by a query) and/or polling.
         None when the run stopped meanwhile. A terminal push takes the job's finishing turn
@@ -474,7 +465,7 @@ class Runner:
                         continue
                     # a push is a hint, never the truth: confirm with the query endpoint
                     await turn.take()
-                    turn.prefetch(self.client, pushed)
+                    turn.prefetch(self._retrieve_once, pushed)
                     status = await self._poll(item, task_id)
                     if status is None or not status.terminal:
                         turn.give_back()
@@ -488,6 +479,9 @@ class Runner:
             self._mailboxes.discard(mailbox)
             if watched and self.listener is not None:
                 self.listener.unwatch(task_id)
+
+    def _retrieve_once(self, file_id: str) -> Awaitable[FileInfo]:
+        return self.client.retrieve_file(file_id, attempts=1)
 
     async def _poll(self, item: PlanItem, task_id: str) -> TaskStatus | None:
         """The task's status, or None when MiniMax could not be asked right now (a transient
@@ -507,11 +501,11 @@ class Runner:
 
     # --- download --------------------------------------------------------------------------
 
-    async def _download(self, item: PlanItem, record: Record, turn: _Turn) -> JobOutcome:
+    async def _download(self, item: PlanItem, record: Record, turn: Turn) -> JobOutcome:
         await turn.take()
         return await self._download_rounds(item, record, turn)
 
-    async def _download_rounds(self, item: PlanItem, record: Record, turn: _Turn) -> JobOutcome:
+    async def _download_rounds(self, item: PlanItem, record: Record, turn: Turn) -> JobOutcome:
         job = item.job
         file_id = record.file_id
         assert file_id is not None
@@ -591,94 +585,6 @@ class Runner:
             record = await self.store.write(record.evolve(video=version))
         message = item.reason if item.restore else "already done"
         return JobOutcome(job.name, "skip", True, record, message)
-
-
-class _Turn:
-    """A job's turn to finish: confirm its terminal status, retrieve, download, record.
-
-    At most :data:`FINISHING_IN_FLIGHT` jobs have one; the others wait in arrival order. When
-    many tasks end together, sharing the CPU between all of them would finish every job near the
-    end of the burst; taking them a few at a time finishes the first ones early and the last
-    ones no later (the same work, in order), so the typical completion lag is a fraction of the
-    burst's. A turn is a priority, not a bound: after :data:`TURN_HOLD_SECONDS` the job goes
-    on without it (the client's lanes bound the connections).
-    """
-
-    __slots__ = ("_expiry", "_file_id", "_gate", "_held", "_retrieve")
-
-    def __init__(self, gate: asyncio.Semaphore) -> None:
-        self._gate = gate
-        self._held = False
-        self._expiry: asyncio.TimerHandle | None = None
-        self._file_id: str | None = None
-        self._retrieve: asyncio.Task[FileInfo] | None = None
-
-    async def take(self) -> None:
-        if not self._held:
-            await self._gate.acquire()
-            self._held = True
-            loop = asyncio.get_running_loop()
-            self._expiry = loop.call_later(TURN_HOLD_SECONDS, self._release)
-
-    def give_back(self) -> None:
-        self._forget()
-        self._release()
-
-    def _release(self) -> None:
-        if self._expiry is not None:
-            self._expiry.cancel()
-            self._expiry = None
-        if self._held:
-            self._held = False
-            self._gate.release()
-
-    def prefetch(self, client: ApiClient, pushed: dict[str, Any]) -> None:
-        """Retrieve the file a terminal push names while its status is being confirmed: a read
-        that spends nothing, used only if the query confirms that very file (one round trip
-        less per job; a forged or stale push costs one wasted read)."""
-        file_id = pushed.get("file_id")
-        self._forget()
-        if isinstance(file_id, str | int) and not isinstance(file_id, bool) and str(file_id):
-            self._file_id = str(file_id)
-            self._retrieve = asyncio.ensure_future(client.retrieve_file(self._file_id, attempts=1))
-
-    async def prefetched(self, file_id: str) -> FileInfo | None:
-        """The prefetched description of ``file_id``; None when there is none (not pushed,
-        another file, or that read failed: the caller retrieves it itself)."""
-        retrieve, pushed_id = self._retrieve, self._file_id
-        self._retrieve = self._file_id = None
-        if retrieve is None:
-            return None
-        if pushed_id != file_id:
-            _discard(retrieve)
-            return None
-        try:
-            return await retrieve
-        except MmgenError as err:
-            log.info("prefetched retrieve of %s failed (%s); retrieving again", file_id, err)
-            return None
-
-    def _forget(self) -> None:
-        if self._retrieve is not None:
-            _discard(self._retrieve)
-        self._retrieve = self._file_id = None
-
-
-def _discard(task: asyncio.Task[Any]) -> None:
-    """Cancel a task whose result nobody wants, and never warn about its exception."""
-    task.cancel()
-    task.add_done_callback(lambda t: t.cancelled() or t.exception())
-
-
-def _subject_image(job: JobSpec) -> str | None:
-    """The subject image as the job file names it (a URL or a local path), for thumbnails."""
-    if job.local_images:
-        return str(job.local_images[0])
-    try:
-        image = job.body["subject_reference"][0]["image"][0]
-    except (KeyError, IndexError, TypeError):
-        return None
-    return image if isinstance(image, str) and not image.startswith("data:") else None
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-import mmgen.runner
+import mmgen.turns
 from mmgen.client import FileInfo, TaskStatus
 from mmgen.listener import CallbackListener
 from mmgen.records import JOURNAL
-from mmgen.runner import FINISHING_IN_FLIGHT
+from mmgen.turns import FINISHING_IN_FLIGHT
 from tests.fakes import FakeClient, Job
 from tests.test_runner_unit import run_jobs
 
@@ -59,8 +59,8 @@ async def test_jobs_ending_together_finish_a_few_at_a_time(tmp_path: Path) -> No
 async def test_a_turn_held_too_long_lets_the_next_job_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mmgen.runner, "FINISHING_IN_FLIGHT", 1)
-    monkeypatch.setattr(mmgen.runner, "TURN_HOLD_SECONDS", 0.0)
+    monkeypatch.setattr(mmgen.turns, "FINISHING_IN_FLIGHT", 1)
+    monkeypatch.setattr(mmgen.turns, "TURN_HOLD_SECONDS", 0.0)
     others_done = asyncio.Event()
     finished: list[str] = []
 

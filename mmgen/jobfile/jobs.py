@@ -49,3 +49,15 @@ class JobSpec:
     def __post_init__(self) -> None:
         if not self.source_hash:
             object.__setattr__(self, "source_hash", self.spec_hash)
+
+    @property
+    def subject_image(self) -> str | None:
+        """The subject image as the job file names it (a URL or a local path; not a data URL),
+        for thumbnails."""
+        if self.local_images:
+            return str(self.local_images[0])
+        try:
+            image = self.body["subject_reference"][0]["image"][0]
+        except (KeyError, IndexError, TypeError):
+            return None
+        return image if isinstance(image, str) and not image.startswith("data:") else None

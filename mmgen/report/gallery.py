@@ -287,9 +287,9 @@ def gallery_parts(
     by_job: dict[str, list[Record]] = defaultdict(list)
     for record in records:
         by_job[record.job].append(record)
-    states: Counter[str] = Counter()
     for versions in by_job.values():
-        states[sorted(versions, key=lambda r: r.updated_at)[-1].state] += 1
+        versions.sort(key=lambda r: r.updated_at)  # the current version last
+    states: Counter[str] = Counter(versions[-1].state for versions in by_job.values())
     jobs = len(by_job)
     links = [f'<a href="#state=all" data-state="all">all ({jobs})</a>']
     links += [
@@ -318,7 +318,7 @@ def gallery_parts(
 <main>
 """
     for number, name in enumerate(sorted(by_job)):
-        versions = sorted(by_job[name], key=lambda r: r.updated_at)
+        versions = by_job[name]
         current = versions[-1]
         request_prompt = (current.request or {}).get("prompt")
         prompt = request_prompt if isinstance(request_prompt, str) else prompts.get(name)
