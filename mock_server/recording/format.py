@@ -42,6 +42,10 @@ from typing import Any
 
 from mmgen.errors import UsageError
 from mock_server.recording.redaction import Redactor
+from mock_server.store import clip
+
+#: Strings longer than this are shortened in a recording (length and sha256 kept).
+RECORDED_CLIP_AT = 512
 
 FORMAT = "mmgen-recording"
 VERSION = 1
@@ -98,27 +102,13 @@ def request_key(method: str, path: str, query: list[tuple[str, str]], raw_body: 
     return f"{method.upper()} {path.rstrip('/') or '/'}?{params}#{digest[:32]}"
 
 
-def clip(value: Any, limit: int = 512) -> Any:
-    """A copy of JSON data with long strings (data URLs...) shortened, length and sha256 kept."""
-    if isinstance(value, str):
-        if len(value) <= limit:
-            return value
-        digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
-        return f"{value[:64]}…[{len(value)} chars, sha256 {digest}]"
-    if isinstance(value, dict):
-        return {k: clip(v, limit) for k, v in value.items()}
-    if isinstance(value, list):
-        return [clip(v, limit) for v in value]
-    return value
-
-
 def body_fields(raw: bytes, *, clip_strings: bool = False) -> dict[str, Any]:
     """``{"body": JSON}`` or ``{"text": str}`` (or nothing) for a request or response body."""
     if not raw:
         return {}
     value = parse_json(raw)
     if value is not None:
-        return {"body": clip(value) if clip_strings else value}
+        return {"body": clip(value, RECORDED_CLIP_AT) if clip_strings else value}
     return {"text": raw.decode("utf-8", "replace")}
 
 
