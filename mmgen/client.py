@@ -24,11 +24,12 @@ it raises AmbiguousSubmitError and the caller decides. Create is retried only wh
 surely was not processed: the connection was never made, or MiniMax answered with a retryable
 error.
 
-Connections: the number of jobs in flight never sets the size of httpcore's pool or the length of
-its queue (its scheduling costs O(connections x queued requests), encode/httpx#3215). API calls
-go through ``max_connections`` lanes (:class:`_Lanes`: single-connection clients handed out
-first come, first served), downloads through ``max_downloads`` lanes of their own, so a slow
-CDN never starves queries. A job that is only waiting holds nothing.
+Connections: the number of jobs in flight never sets the size of a connection pool or the length
+of its queue (httpcore's scheduling costs O(connections x queued requests), encode/httpx#3215).
+API calls go through ``max_connections`` lanes (:class:`~mmgen.lanes.Lanes`: single-connection
+httpx clients over aiohttp, :mod:`mmgen.transport`, handed out first come, first served),
+downloads through ``max_downloads`` lanes of their own, so a slow CDN never starves queries. A
+job that is only waiting holds nothing.
 
 The API key goes only into the ``Authorization`` header of API calls. It never appears in an
 error message, a log line or a repr, and it is never sent to the download URL (a CDN URL).

@@ -106,11 +106,13 @@ async def _stream_to(
             raise DownloadError(
                 f"download {where}: broken off after {written} bytes ({type(exc).__name__}: {exc})"
             ) from exc
-        # Content-Length counts the bytes on the wire (before any content decoding).
-        if length is not None and response.num_bytes_downloaded != length:
+        # Content-Length counts the bytes on the wire: those written unless the body was
+        # content-encoded (httpx counts the encoded bytes only as they stream in: a body a
+        # test double hands over already read has none counted).
+        on_wire = response.num_bytes_downloaded if encoded else written
+        if length is not None and on_wire != length:
             raise DownloadError(
-                f"download {where}: incomplete, {response.num_bytes_downloaded} of "
-                f"{length} bytes (Content-Length)"
+                f"download {where}: incomplete, {on_wire} of {length} bytes (Content-Length)"
             )
         if expected is not None and written != expected:
             raise DownloadError(

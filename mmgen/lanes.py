@@ -10,13 +10,13 @@ from typing import Any
 import httpx
 
 from mmgen import __version__
-from mmgen.serving import CookielessClient
+from mmgen.transport import one_connection_client
 
 
 class Lanes:
     """The fair gate and the pool in one: ``size`` lanes, each an httpx client with a single
-    connection, handed to waiters first come, first served; the most recently used lane goes
-    first (its connection is the likeliest still to be open).
+    connection (an aiohttp one: :mod:`mmgen.transport`), handed to waiters first come, first
+    served; the most recently used lane goes first (its connection is the likeliest still open).
 
     httpcore schedules a pool's queued requests over its connections at a cost of
     O(connections x queued requests) per request (encode/httpx#3215); with one connection per
@@ -37,12 +37,7 @@ class Lanes:
     def own(cls, size: int, timeout: httpx.Timeout, tls: Any) -> Lanes:
         return cls(
             [
-                CookielessClient(
-                    timeout=timeout,
-                    verify=tls,
-                    headers={"User-Agent": f"mmgen/{__version__}"},
-                    limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-                )
+                one_connection_client(tls=tls, user_agent=f"mmgen/{__version__}", timeout=timeout)
                 for _ in range(max(1, size))
             ],
             owned=True,

@@ -10,11 +10,9 @@ API (``Config``, ``Server.serve(sockets=)``, ``started``, ``should_exit``):
   listener runs this way, so thousands of job coroutines in the run's loop can never delay the
   answer to MiniMax's 3 s challenge; tests serve the mock this way too.
 - :func:`serve_forever` serves in the foreground until Ctrl-C (``mmgen mock``).
-- :class:`CookielessClient` is the httpx client of their outgoing calls (mmgen's API lanes, the
-  mock's callback deliveries).
 
-This module is shared by ``mmgen`` and ``mock_server`` (with :mod:`mmgen.errors` and
-:mod:`mmgen.schemas`, the only parts of mmgen the mock imports).
+This module is shared by ``mmgen`` and ``mock_server`` (with :mod:`mmgen.errors`,
+:mod:`mmgen.schemas` and :mod:`mmgen.transport`, the only parts of mmgen the mock imports).
 """
 
 from __future__ import annotations
@@ -28,7 +26,6 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-import httpx
 import uvicorn
 
 from mmgen.errors import UsageError
@@ -206,29 +203,3 @@ def serve_forever(
             runner.run(run())
     finally:
         sock.close()
-
-
-class _NoCookies(httpx.Cookies):
-    """A cookie jar that never takes nor sends a cookie."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
-
-    def set_cookie_header(self, request: httpx.Request) -> None:
-        return None
-
-
-class CookielessClient(httpx.AsyncClient):
-    """An httpx client that ignores ``Set-Cookie``. Nothing here uses cookies (MiniMax takes a
-    bearer key, its CDN signed URLs, callback receivers nothing), while httpx parses every
-    response's cookies through urllib's cookie jar: 11% of a small API call's CPU, measured."""
-
-    _no_cookies = _NoCookies()
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return self._no_cookies
-
-    @cookies.setter
-    def cookies(self, cookies: Any) -> None:
-        return None

@@ -15,9 +15,11 @@ Scale: one scheduler coroutine owns a heap of due deliveries ordered by the cloc
 at most one entry: its next delivery, so its updates keep their planned order), and hands due ones
 to a fixed pool of ``callback_concurrency`` worker coroutines through a queue; checks awaited by
 creates are bounded the same way. Each POST borrows one of ``callback_concurrency`` httpx clients
-of one keep-alive connection each (:class:`ClientPool`): httpcore's pool costs O(connections) per
-request and O(connections x queued requests) in all (encode/httpx#3215), so many one-connection
-pools that never queue cost O(1) a request where one big pool cost O(n). No task has a timer of
+of one keep-alive aiohttp connection each (:class:`ClientPool`,
+:func:`mmgen.transport.one_connection_client`): httpcore's pool cost O(connections x queued
+requests) in all (encode/httpx#3215), so many one-connection clients that never queue cost O(1)
+a request where one big pool cost O(n); aiohttp's connection costs a fifth of httpcore's CPU a
+POST, which is how long the last of a burst of pushes waits. No task has a timer of
 its own; with an injected clock the scheduler wakes when a
 :class:`~mock_server.clock.ManualClock` moves (or re-reads another clock every 20 ms).
 
@@ -41,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from mmgen.serving import CookielessClient
+from mmgen.transport import one_connection_client
 from mock_server.clock import Clock
 from mock_server.config import MockConfig
 from mock_server.tasks import Task
@@ -95,13 +97,7 @@ class ClientPool:
         client: httpx.AsyncClient
         if self._idle.empty() and self._made < self.size:
             self._made += 1
-            client = CookielessClient(
-                trust_env=False,
-                follow_redirects=False,
-                verify=self._tls,
-                headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            )
+            client = one_connection_client(tls=self._tls, user_agent=USER_AGENT, trust_env=False)
             self._all.append(client)
         else:
             client = await self._idle.get()

@@ -14,6 +14,10 @@ httpx's ASGITransport (see :class:`~mock_server.asgi_bridge.LoopBridge`):
 - an async ``httpx.AsyncClient`` awaits the answer without blocking its loop, so a callback
   receiver served in the caller's own loop can still answer the mock's challenge meanwhile.
 
+Requests are caught where an httpx client picks its transport (respx's ``httpx`` mocker), so a
+client with a transport of its own is routed too: mmgen's :class:`~mmgen.client.MiniMaxClient`
+(over aiohttp, :mod:`mmgen.transport`) among them.
+
 Other requests: the mock's own callback deliveries (to the receiver URL the test gives) and
 anything to a loopback host pass through to the network; everything else fails as not mocked
 (respx's ``assert_all_mocked``), so a test cannot reach the internet by mistake.
@@ -69,7 +73,9 @@ class MinimaxRoutes:
         self.base_url = self.origins[0]
         self.cdn_origin = cdn_origin.rstrip("/")
         self._previous_download_origin: str | None = None
-        self.router = _Router(assert_all_called=False, assert_all_mocked=True)
+        # respx's "httpx" mocker routes every httpx client whatever its transport: mmgen's own
+        # client (httpx over aiohttp, mmgen.transport) as well as plain httpx clients.
+        self.router = _Router(assert_all_called=False, assert_all_mocked=True, using="httpx")
         self.router.route(headers={"user-agent": USER_AGENT}).pass_through()
         self.router.route(host__in=LOOPBACK_HOSTS).pass_through()
         for origin in self.origins:

@@ -96,7 +96,7 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def router() -> Any:
-    with respx.mock(base_url=BASE, assert_all_called=False) as mock:
+    with respx.mock(base_url=BASE, assert_all_called=False, using="httpx") as mock:
         yield mock
 
 

@@ -413,9 +413,27 @@ def test_respx_routes_the_real_origins_for_sync_and_async_clients(
                 task_id = create(http)
                 with pytest.raises(httpx.RemoteProtocolError):
                     status(http, task_id)
+
+
+        @pytest.mark.anyio
+        async def test_mmgen_client_with_the_production_url(minimax_respx, tmp_path):
+            # mmgen's own client sends over aiohttp (mmgen.transport): routed all the same
+            from mmgen.client import MiniMaxClient
+
+            async with MiniMaxClient(os.environ["MINIMAX_API_KEY"]) as client:
+                assert client.base_url == "https://api.minimax.io"
+                task_id = await client.create_task(BODY)
+                await minimax_respx.mock.aadvance(6)
+                done = await client.query_task(task_id)
+                found = await client.retrieve_file(done.file_id)
+                video = await client.download(found.download_url, tmp_path / "v.mp4")
+            assert video.path.read_bytes()[4:8] == b"ftyp"
+            assert [c.request.url.host for c in minimax_respx.router.calls] == [
+                "api.minimax.io", "api.minimax.io", "api.minimax.io", "video-cdn.minimax.test"
+            ]
         """
     )
-    project.runpytest().assert_outcomes(passed=5)
+    project.runpytest().assert_outcomes(passed=6)
 
 
 def test_respx_routing_keeps_callbacks_and_inspection_working(project: pytest.Pytester) -> None:

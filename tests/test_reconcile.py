@@ -205,7 +205,7 @@ async def test_one_video_costs_a_bounded_number_of_requests(tmp_path: Path) -> N
     """Retries do not stack: a download that always fails costs DOWNLOAD_ROUNDS x
     (RETRIEVE_ATTEMPTS + DOWNLOAD_ATTEMPTS) requests at most (it was ~90)."""
     base = "https://api.test.invalid"
-    with respx.mock(assert_all_called=False) as router:
+    with respx.mock(assert_all_called=False, using="httpx") as router:
         router.post(f"{base}/v1/video_generation").respond(
             json={"task_id": "t1", "base_resp": {"status_code": 0}}
         )
@@ -342,7 +342,7 @@ async def test_an_unreachable_server_stops_the_run_without_waiting_for_the_limit
 
     limiter = RateLimiter(1, sleep=forever)
     base = "https://api.test.invalid"
-    with respx.mock() as router:
+    with respx.mock(using="httpx") as router:
         route = router.post(f"{base}/v1/video_generation").mock(
             side_effect=httpx.ConnectError("refused")
         )

@@ -236,7 +236,8 @@ def test_canary_key_never_leaks(
     assert records(out)["a"]["error"]["code"] == 2049
     assert canary not in result.output
     assert "2049" in caplog.text or "2049" in result.output
-    assert len(caplog.records) > 5 and canary not in caplog.text  # -vv debug logs included
+    # -vv: every log line of the run is captured, each request's own among them
+    assert any(r.name == "httpx" for r in caplog.records) and canary not in caplog.text
     for path in out.rglob("*"):
         if path.is_file():
             assert canary.encode() not in path.read_bytes(), path
