@@ -8,6 +8,7 @@ import asyncio
 import gzip
 import json
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
+import trustme
 
 from mmgen import __version__
 from mmgen.client import MiniMaxClient, RetryPolicy
@@ -29,13 +31,19 @@ Reader, Writer = asyncio.StreamReader, asyncio.StreamWriter
 Handler = Callable[["RawServer", Reader, Writer], Awaitable[None]]
 
 
+@pytest.fixture(scope="module")
+def ca() -> trustme.CA:
+    return trustme.CA()
+
+
 class RawServer:
     """An HTTP/1.1 server written byte by byte, so a test can make it fail exactly as it wants.
     ``connections``: how many TCP connections it accepted; ``requests``: the raw request heads
     (and bodies) it read."""
 
-    def __init__(self, handler: Handler) -> None:  # handler(server, reader, writer)
-        self.handler = handler
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler  # handler(server, reader, writer)
+        self.tls = tls
         self.connections = 0
         self.requests: list[tuple[bytes, bytes]] = []
         self.url = ""
@@ -61,9 +69,10 @@ class RawServer:
             writer.close()
 
     async def __aenter__(self) -> RawServer:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0, ssl=self.tls)
         port = self._server.sockets[0].getsockname()[1]
-        self.url = f"http://127.0.0.1:{port}"
+        # TLS: the name the test certificate is issued for
+        self.url = f"https://localhost:{port}" if self.tls else f"http://127.0.0.1:{port}"
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -95,11 +104,11 @@ def keep_answering(reply: bytes) -> Handler:
 
 
 @pytest.fixture
-async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[RawServer]]]:
+async def serve() -> AsyncIterator[Callable[..., Awaitable[RawServer]]]:
     servers: list[RawServer] = []
 
-    async def start(handler: Handler) -> RawServer:
-        server = RawServer(handler)
+    async def start(handler: Handler, tls: ssl.SSLContext | None = None) -> RawServer:
+        server = RawServer(handler, tls)
         servers.append(await server.__aenter__())
         return server
 
@@ -108,8 +117,8 @@ async def serve() -> AsyncIterator[Callable[[Handler], Awaitable[RawServer]]]:
         await server.__aexit__()
 
 
-def lane() -> httpx.AsyncClient:
-    return one_connection_client(tls=TLS, user_agent="mmgen-test", timeout=httpx.Timeout(5.0))
+def lane(tls: ssl.SSLContext = TLS) -> httpx.AsyncClient:
+    return one_connection_client(tls=tls, user_agent="mmgen-test", timeout=httpx.Timeout(5.0))
 
 
 def api_client(url: str) -> MiniMaxClient:
@@ -205,6 +214,25 @@ async def test_a_body_left_unread_closes_its_connection_not_the_next_request(ser
             assert first
         assert (await http.get(server.url + "/big")).content == big
     assert server.connections == 2  # the half-read connection was not handed back
+
+
+async def test_https_verifies_the_certificate_of_the_host_named(serve, ca) -> None:
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(served)
+    server = await serve(keep_answering(json_answer({"tls": True})), served)
+    trusting = ssl.create_default_context()
+    ca.configure_trust(trusting)
+    async with lane(trusting) as http:
+        assert (await http.get(server.url + "/x")).json() == {"tls": True}
+    # the public CAs (mmgen's default context) do not vouch for it: refused before sending
+    async with lane() as http:
+        with pytest.raises(httpx.ConnectError, match="certificate verify failed"):
+            await http.get(server.url + "/x")
+    # nor does the CA vouch for another name of the same server
+    async with lane(trusting) as http:
+        with pytest.raises(httpx.ConnectError, match="certificate"):
+            await http.get(server.url.replace("localhost", "127.0.0.1") + "/x")
+    assert len(server.requests) == 1
 
 
 async def test_closing_a_client_never_used_or_used_is_clean() -> None:
