@@ -27,7 +27,8 @@ from tests.client_support import BODY, TLS
 
 pytestmark = pytest.mark.anyio
 
-Reader, Writer = asyncio.StreamReader, asyncio.StreamWriter
+Reader = asyncio.StreamReader
+Writer = asyncio.StreamWriter
 Handler = Callable[["RawServer", Reader, Writer], Awaitable[None]]
 
 
