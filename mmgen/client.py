@@ -378,6 +378,23 @@ class MiniMaxClient:
                 seconds,
             )
 
+        # The first try runs on its own: most calls succeed at once, and tenacity's state is
+        # cyclic garbage (the retrying object, its actions and bound methods refer to each
+        # other: a third of a call's objects left to the garbage collector). Only a call whose
+        # first try failed goes to tenacity, which is handed that failure as its own first try
+        # (``replay``), so the waits, the log lines and the stop decisions are tenacity's alone.
+        try:
+            return await op()
+        except Exception as exc:  # CancelledError and other BaseExceptions propagate as ever
+            first: Exception | None = exc
+
+        async def replay() -> T:
+            nonlocal first
+            if first is not None:
+                failed, first = first, None
+                raise failed
+            return await op()
+
         retrying = AsyncRetrying(
             stop=stop,
             wait=self.retry.strategy(),
@@ -387,7 +404,7 @@ class MiniMaxClient:
             reraise=True,
         )
         try:
-            result: T = await retrying(op)
+            result: T = await retrying(replay)
         except MmgenError as err:
             tries = retrying.statistics.get("attempt_number", 1)
             if tries > 1 and retryable(err):  # say once, at the end, that it was retried

@@ -321,3 +321,34 @@ async def test_gateway_timeout_on_create_is_ambiguous_not_retried(client, router
     with pytest.raises(ServerError):
         await client.query_task("1")
     assert query.call_count == ATTEMPTS
+
+
+@pytest.mark.anyio
+async def test_a_call_that_succeeds_at_once_builds_no_retry_state(client, router, monkeypatch):
+    """tenacity's state is cyclic garbage: only a call whose first try failed builds it, and
+    that failure counts as tenacity's first try (replayed, not sent again)."""
+    import mmgen.client
+
+    made: list[object] = []
+    real = mmgen.client.AsyncRetrying
+
+    def counting(*args: object, **kwargs: object) -> object:
+        made.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(mmgen.client, "AsyncRetrying", counting)
+    route = router.get(QUERY).respond(200, json=ok(task_id="t", status="Processing"))
+    await client.query_task("t")
+    await client.query_task("t")
+    assert made == [] and route.call_count == 2
+
+    route.reset()  # the same route: count this call's requests only
+    route.mock(
+        side_effect=[
+            httpx.Response(200, json=err(1000)),
+            httpx.Response(200, json=ok(task_id="t", status="Success", file_id="f")),
+        ]
+    )
+    status = await client.query_task("t")
+    assert status.status == "Success"
+    assert len(made) == 1 and route.call_count == 2
