@@ -28,6 +28,7 @@ from typing import Any
 
 import aiohttp
 import httpx
+import yarl  # aiohttp's URL type (one of its dependencies)
 
 __all__ = ["AiohttpTransport", "CookielessClient", "one_connection_client"]
 
@@ -141,7 +142,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         with _httpx_errors(request):
             response = await session.request(
                 request.method,
-                str(request.url),
+                # as httpx encoded it, byte for byte: yarl would otherwise re-quote (%7E -> ~,
+                # %2f -> /, %41 -> A), and a signed download URL must reach the CDN unchanged
+                yarl.URL(str(request.url), encoded=True),
                 headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers],
                 data=data,
                 allow_redirects=False,

@@ -160,6 +160,15 @@ async def test_sends_exactly_the_request_httpx_built_and_reads_the_answer(serve)
     assert json.loads(body) == {"prompt": "ü"}
 
 
+async def test_a_signed_url_reaches_the_wire_byte_for_byte(serve) -> None:
+    """Signatures are computed over the exact path and query: nothing may re-quote them."""
+    server = await serve(keep_answering(json_answer({})))
+    path = "/video/a%2Fb/c%7e.mp4?Expires=1&Signature=Zq3F%2Bg%3D&x=%7E&z=%2f&w=%41&y=a+b"
+    async with lane() as http:
+        await http.get(server.url + path)
+    assert server.requests[0][0].split(b"\r\n")[0] == f"GET {path} HTTP/1.1".encode()
+
+
 async def test_lanes_are_one_aiohttp_connection_each_kept_alive(serve) -> None:
     server = await serve(keep_answering(json_answer({"ok": 1})))
     lanes = Lanes.own(2, httpx.Timeout(5.0), TLS)
