@@ -132,13 +132,13 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
         session = self._open()
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         connect, pool = timeouts.get("connect"), timeouts.get("pool")
-        data: Any
-        try:
-            data = request.content or None
-        except httpx.RequestNotRead:  # a streamed body: aiohttp sends it chunked
-            data = request.stream
-            request.headers.pop("Transfer-Encoding", None)
-        headers = request.headers.raw
+        # Bodies are sent whole, with their Content-Length (mmgen's are a few hundred bytes):
+        # a stream httpx has not read yet -- the empty one of a request that follows a
+        # redirect, say -- is read here, and httpx's "Transfer-Encoding: chunked" for it dropped
+        # (aiohttp would send the bytes unframed under it; handed the stream itself, it would
+        # send even an empty one chunked: a GET with a body).
+        data = await request.aread() or None
+        headers = [(k, v) for k, v in request.headers.raw if k.lower() != b"transfer-encoding"]
         with _httpx_errors(request):
             response = await session.request(
                 request.method,

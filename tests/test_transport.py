@@ -169,6 +169,46 @@ async def test_a_signed_url_reaches_the_wire_byte_for_byte(serve) -> None:
     assert server.requests[0][0].split(b"\r\n")[0] == f"GET {path} HTTP/1.1".encode()
 
 
+async def test_a_download_follows_a_redirect_and_never_carries_the_key(serve, tmp_path) -> None:
+    """CDNs redirect; httpx follows (aiohttp is told not to), on the same kept-alive lane."""
+    video = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
+
+    async def cdn(server: RawServer, reader: Reader, writer: Writer) -> None:
+        while True:
+            head, _ = await server.read_request(reader)
+            if head.startswith(b"GET /old"):
+                writer.write(answer(b"moved", status="302 Found", headers={"Location": "/new.mp4"}))
+            else:
+                writer.write(answer(video, headers={"Content-Type": "video/mp4"}))
+            await writer.drain()
+
+    server = await serve(cdn)
+    async with api_client(server.url) as client:
+        got = await client.download(server.url + "/old.mp4?Signature=a%2Bb", tmp_path / "v.mp4")
+    assert got.path.read_bytes() == video and got.bytes == len(video)
+    firsts = [head.split(b"\r\n")[0] for head, _ in server.requests]
+    assert firsts == [b"GET /old.mp4?Signature=a%2Bb HTTP/1.1", b"GET /new.mp4 HTTP/1.1"]
+    assert not any(b"authorization" in head.lower() for head, _ in server.requests)
+    assert server.connections == 1
+
+
+async def test_a_streamed_body_is_sent_whole_with_its_length(serve) -> None:
+    server = await serve(keep_answering(json_answer({"ok": 1})))
+
+    async def parts() -> AsyncIterator[bytes]:
+        yield b'{"prompt": '
+        yield b'"streamed"}'
+
+    async with lane() as http:
+        response = await http.post(server.url + "/up", content=parts())
+        assert response.json() == {"ok": 1}
+        assert (await http.get(server.url + "/next")).json() == {"ok": 1}  # framing intact
+    head, body = server.requests[0]
+    assert body == b'{"prompt": "streamed"}'
+    assert b"content-length: 22" in head.lower() and b"transfer-encoding" not in head.lower()
+    assert server.connections == 1 and len(server.requests) == 2
+
+
 async def test_lanes_are_one_aiohttp_connection_each_kept_alive(serve) -> None:
     server = await serve(keep_answering(json_answer({"ok": 1})))
     lanes = Lanes.own(2, httpx.Timeout(5.0), TLS)
