@@ -255,6 +255,19 @@ async def test_a_chunked_body_streams_in_pieces_and_the_connection_is_reused(ser
     assert server.connections == 1
 
 
+async def test_a_body_delimited_by_the_connection_closing_is_read_to_the_end(serve) -> None:
+    async def old_style(server: RawServer, reader: Reader, writer: Writer) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n" + b"q" * 300_000)
+        await writer.drain()
+
+    server = await serve(old_style)
+    async with lane() as http:
+        assert (await http.get(server.url + "/v")).content == b"q" * 300_000
+        assert (await http.get(server.url + "/v")).content == b"q" * 300_000  # a new connection
+    assert server.connections == 2
+
+
 async def test_a_body_left_unread_closes_its_connection_not_the_next_request(serve) -> None:
     big = b"z" * 2_000_000
     server = await serve(keep_answering(answer(big)))
