@@ -84,25 +84,20 @@ class RateLimiter:
             sleeper.cancel()
             waker.cancel()
 
+    def _take(self) -> float:
+        """Count one more call now if it fits (returns 0), else the seconds to wait first."""
+        now = self._clock()
+        wait = self._wait_needed(now)
+        if wait <= 0 and self.rpm is not None:
+            self._stamps.append(now)
+        return max(wait, 0.0)
+
     def try_acquire(self) -> bool:
         """Count one more call now if it fits without waiting (nobody queued before it)."""
-        if self._lock.locked():
-            return False
-        now = self._clock()
-        if self._wait_needed(now) > 0:
-            return False
-        if self.rpm is not None:
-            self._stamps.append(now)
-        return True
+        return not self._lock.locked() and self._take() == 0
 
     async def acquire(self) -> None:
         """Wait until one more call fits in the window, then count it."""
         async with self._lock:
-            while True:
-                now = self._clock()
-                wait = self._wait_needed(now)
-                if wait <= 0:
-                    break
+            while (wait := self._take()) > 0:
                 await self._pause(wait)
-            if self.rpm is not None:
-                self._stamps.append(now)
