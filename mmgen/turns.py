@@ -42,25 +42,35 @@ def finishing_gate() -> asyncio.Semaphore:
 class Turn:
     """One job's turn to finish, taken from a :func:`finishing_gate` (at most once at a time)."""
 
-    __slots__ = ("_expiry", "_file_id", "_gate", "_held", "_retrieve")
+    __slots__ = ("_expired", "_expiry", "_file_id", "_gate", "_held", "_retrieve")
 
     def __init__(self, gate: asyncio.Semaphore) -> None:
         self._gate = gate
         self._held = False
+        self._expired = False  # the turn ran out: the job goes on without one, not back in line
         self._expiry: asyncio.TimerHandle | None = None
         self._file_id: str | None = None
         self._retrieve: asyncio.Future[FileInfo] | None = None
 
     async def take(self) -> None:
-        if not self._held:
+        """Hold the turn (wait for it); at once when held already or when it ran out."""
+        if not self._held and not self._expired:
             await self._gate.acquire()
             self._held = True
             loop = asyncio.get_running_loop()
-            self._expiry = loop.call_later(TURN_HOLD_SECONDS, self._release)
+            self._expiry = loop.call_later(TURN_HOLD_SECONDS, self._expire)
 
     def give_back(self) -> None:
+        """Done with the turn for now (a push not confirmed): a later :meth:`take` waits for
+        a new one."""
         self._forget()
         self._release()
+        self._expired = False
+
+    def _expire(self) -> None:
+        self._expiry = None
+        self._release()
+        self._expired = True
 
     def _release(self) -> None:
         if self._expiry is not None:

@@ -87,6 +87,29 @@ async def test_a_turn_held_too_long_lets_the_next_job_go(
     assert result.ok and len(finished) == 5
 
 
+@pytest.mark.anyio
+async def test_a_turn_that_ran_out_is_not_waited_for_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A job whose turn ran out while its push was confirmed (a far API) goes on to download
+    without queueing for a turn a second time; giving a turn back (a push not confirmed) lets
+    the next terminal push queue for a new one."""
+    monkeypatch.setattr(mmgen.turns, "TURN_HOLD_SECONDS", 0.01)
+    gate = asyncio.Semaphore(1)
+    turn = mmgen.turns.Turn(gate)
+    await turn.take()
+    await asyncio.sleep(0.05)  # runs out
+    await gate.acquire()  # another job holds the only turn, for good
+    await asyncio.wait_for(turn.take(), 1)  # the download round: no second wait
+    turn.give_back()
+    assert gate.locked()  # it gave back nothing it did not hold
+    waiting = asyncio.ensure_future(turn.take())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # after give_back a new turn is waited for
+    gate.release()
+    await asyncio.wait_for(waiting, 1)
+    turn.give_back()
+    assert not gate.locked()
+
+
 async def _wait_until(predicate: Any) -> None:
     for _ in range(1000):
         if predicate():
