@@ -65,9 +65,17 @@ def _httpx_errors(request: httpx.Request) -> Iterator[None]:
     except Exception as exc:
         for theirs, ours in _EXCEPTIONS:
             if isinstance(exc, theirs):
-                message = str(exc) or type(exc).__name__
-                raise ours(message, request=request) from exc
+                raise ours(_message(exc), request=request) from exc
         raise
+
+
+def _message(exc: Exception) -> str:
+    """The error's own words. A connection never made says what the socket or TLS said
+    ("[Errno 111] Connect call failed ...", "certificate verify failed ..."): aiohttp's text
+    repeats the host the caller names already and adds its TLS setting ("ssl:default")."""
+    if isinstance(exc, aiohttp.ClientConnectorError) and str(exc.os_error):
+        return str(exc.os_error)
+    return str(exc) or type(exc).__name__
 
 
 class _ResponseBody(httpx.AsyncByteStream):

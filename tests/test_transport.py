@@ -321,6 +321,9 @@ async def test_connection_refused_is_a_connect_error_so_a_create_was_not_sent() 
         with pytest.raises(ConnectFailedError) as info:
             await client.create_task(BODY)
     assert not isinstance(info.value, AmbiguousSubmitError)
+    # what the socket said, once; not aiohttp's restatement of the host and its TLS setting
+    assert "Connect call failed" in info.value.one_line()
+    assert "ssl:" not in info.value.one_line() and "Cannot connect to host" not in str(info.value)
 
 
 async def test_a_connection_closed_after_the_request_makes_the_create_ambiguous(serve) -> None:
