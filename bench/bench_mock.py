@@ -298,7 +298,7 @@ def live_scenario(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def video_scenario(count_per_size: int) -> dict[str, Any]:
-    from mock_server.video import RESOLUTIONS, VideoSpec, render_video
+    from mock_server.media.video import RESOLUTIONS, VideoSpec, render_video
 
     figures: dict[str, Any] = {}
     for name, (width, height) in RESOLUTIONS.items():

@@ -16,7 +16,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from mmgen.spec import validate_paths
+from mmgen.jobfile.spec import validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 PER_FILE = 100

@@ -54,7 +54,7 @@ def proc_status_kb(field: str) -> int:
 
 def client_worker(url: str, dest: Path) -> None:
     """In the child: one MiniMaxClient download, timed, with its RSS growth; prints JSON."""
-    from mmgen.client import MiniMaxClient
+    from mmgen.api.client import MiniMaxClient
 
     async def go() -> dict[str, Any]:
         async with MiniMaxClient(API_KEY, "http://127.0.0.1") as client:

@@ -12,7 +12,7 @@ API (``Config``, ``Server.serve(sockets=)``, ``started``, ``should_exit``):
 - :func:`serve_forever` serves in the foreground until Ctrl-C (``mmgen mock``).
 
 This module is shared by ``mmgen`` and ``mock_server`` (with :mod:`mmgen.errors`,
-:mod:`mmgen.schemas` and :mod:`mmgen.transport`, the only parts of mmgen the mock imports).
+:mod:`mmgen.schemas` and :mod:`mmgen.api.transport`, the only parts of mmgen the mock imports).
 """
 
 from __future__ import annotations

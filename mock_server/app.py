@@ -14,7 +14,7 @@ The callback check of a create with ``callback_url`` happens before it is answer
 as MiniMax; see :mod:`mock_server.callbacks`): a failed check answers 2013 "invalid params, fail
 to check callback url" and creates nothing. ``file.bytes`` is 0 (as MiniMax) unless
 ``report_file_bytes``. Video sizes follow the request
-(:func:`mock_server.video.requested_geometry`).
+(:func:`mock_server.media.video.requested_geometry`).
 
 Errors are HTTP 200 with ``base_resp`` (1004 no/malformed Bearer, 2049 wrong key when ``api_key``
 is set, 2013 invalid body naming the field or unknown task/file, 1002, 1008, 1026, 1027...),
@@ -62,6 +62,7 @@ from mock_server.callbacks import CallbackDispatcher, CheckResult
 from mock_server.clock import Clock, system_clock
 from mock_server.config import MockConfig
 from mock_server.downloads import FALLBACK_PATH, FILENAME, download, download_url
+from mock_server.media.video import VideoCache, VideoSpec, requested_geometry
 from mock_server.persistence import StateJournal
 from mock_server.responses import (
     DroppedResponse,
@@ -73,7 +74,6 @@ from mock_server.responses import (
 from mock_server.store import MockStore, clip
 from mock_server.tasks import OK_RESP, Task, base_resp, owner_of, plan_task
 from mock_server.validation import ignored_fields, invalid_params
-from mock_server.video import VideoCache, VideoSpec, requested_geometry
 
 log = logging.getLogger("mock_server")
 

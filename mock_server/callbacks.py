@@ -16,7 +16,7 @@ at most one entry: its next delivery, so its updates keep their planned order), 
 to a fixed pool of ``callback_concurrency`` worker coroutines through a queue; checks awaited by
 creates are bounded the same way. Each POST borrows one of ``callback_concurrency`` httpx clients
 of one keep-alive aiohttp connection each (:class:`ClientPool`,
-:func:`mmgen.transport.one_connection_client`): httpcore's pool cost O(connections x queued
+:func:`mmgen.api.transport.one_connection_client`): httpcore's pool cost O(connections x queued
 requests) in all (encode/httpx#3215), so many one-connection clients that never queue cost O(1)
 a request where one big pool cost O(n); aiohttp's connection costs a fifth of httpcore's CPU a
 POST, which is how long the last of a burst of pushes waits. No task has a timer of
@@ -43,7 +43,7 @@ from typing import Any
 
 import httpx
 
-from mmgen.transport import one_connection_client
+from mmgen.api.transport import one_connection_client
 from mock_server.clock import Clock
 from mock_server.config import MockConfig
 from mock_server.tasks import Task

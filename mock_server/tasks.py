@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mock_server.config import MockConfig
-from mock_server.video import VideoSpec
+from mock_server.media.video import VideoSpec
 
 PREPARING = "Preparing"
 QUEUEING = "Queueing"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import ssl
 from typing import Any
 
-from mmgen.client import RetryPolicy
+from mmgen.api.client import RetryPolicy
 
 BASE = "https://api.test.invalid"
 KEY = "sk-test-key-0123456789"

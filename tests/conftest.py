@@ -1,8 +1,8 @@
 """Shared fixtures: real servers on loopback (port 0), the bundled mock among them.
 
-The mock fixtures are thin layers over mmgen's own pytest plugin (:mod:`mock_server.pytest_plugin`,
-loaded through its ``pytest11`` entry point, as in any project that installs mmgen), so the
-suite exercises what users get:
+The mock fixtures are thin layers over mmgen's own pytest plugin
+(:mod:`mock_server.testing.pytest_plugin`, loaded through its ``pytest11`` entry point, as in
+any project that installs mmgen), so the suite exercises what users get:
 
 - ``serve_app``: factory fixture, ``url = serve_app(app)`` serves any ASGI app with
   :class:`mmgen.serving.ServerThread` until the test ends.
@@ -25,11 +25,11 @@ import httpx
 import pytest
 import respx
 
-from mmgen.client import MiniMaxClient
+from mmgen.api.client import MiniMaxClient
 from mmgen.serving import ServerThread
 from mock_server import ManualClock, MockConfig
 from mock_server.clock import Clock
-from mock_server.harness import MinimaxMock, MockService
+from mock_server.testing.harness import MinimaxMock, MockService
 from tests.client_support import BASE, KEY, TLS, policy
 from tests.fakes import Sleeps
 

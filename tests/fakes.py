@@ -9,8 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mmgen.client import Download, FileInfo, TaskStatus
-from mmgen.spec import JobSpec
+from mmgen.api.client import Download, FileInfo, TaskStatus
+from mmgen.jobfile.spec import JobSpec
 
 
 class Sleeps:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from mmgen.changes import request_snapshot
-from mmgen.records import Record, RecordError, RecordStore
-from mock_server.video import VideoSpec, render_video
+from mmgen.state.changes import request_snapshot
+from mmgen.state.records import Record, RecordError, RecordStore
+from mock_server.media.video import VideoSpec, render_video
 
 REPO = Path(__file__).resolve().parent.parent
 FACE = REPO / "specs" / "images" / "face.png"

@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mmgen.client import (
+from mmgen.api.client import (
     MALFORMED_RESPONSE,
     NEVER_RETRY_CODES,
     TaskStatus,

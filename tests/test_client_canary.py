@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from mmgen.client import MiniMaxClient, RetryPolicy
+from mmgen.api.client import MiniMaxClient, RetryPolicy
 from mmgen.errors import API_HINTS, MmgenError, UsageError
 
 BASE = "https://api.test.invalid"

@@ -12,7 +12,7 @@ import httpx
 import pytest
 import respx
 
-from mmgen.client import MiniMaxClient, RetryPolicy
+from mmgen.api.client import MiniMaxClient, RetryPolicy
 from mmgen.errors import DownloadError
 from tests.fakes import Sleeps
 

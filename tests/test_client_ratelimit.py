@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mmgen.ratelimit import RateLimiter
+from mmgen.api.ratelimit import RateLimiter
 
 
 class FakeTime:

@@ -8,12 +8,13 @@ from typing import Any
 import httpx
 import pytest
 
-from mmgen.answers import parse_retry_after
-from mmgen.client import (
+from mmgen.api.answers import parse_retry_after
+from mmgen.api.client import (
     CONNECT_ATTEMPTS,
     MiniMaxClient,
     RetryPolicy,
 )
+from mmgen.api.ratelimit import RateLimiter
 from mmgen.errors import (
     AmbiguousSubmitError,
     ConnectFailedError,
@@ -23,7 +24,6 @@ from mmgen.errors import (
     TransportError,
     UsageError,
 )
-from mmgen.ratelimit import RateLimiter
 from tests.client_support import (
     ATTEMPTS,
     BASE,
@@ -330,7 +330,7 @@ async def test_a_call_that_succeeds_at_once_builds_no_retry_state(client, router
     that failure counts as tenacity's first try (replayed, not sent again)."""
     import tenacity
 
-    import mmgen.client
+    import mmgen.api.client
 
     made: list[object] = []
 
@@ -338,7 +338,7 @@ async def test_a_call_that_succeeds_at_once_builds_no_retry_state(client, router
         made.append(kwargs)
         return tenacity.AsyncRetrying(*args, **kwargs)
 
-    monkeypatch.setattr(mmgen.client, "AsyncRetrying", counting)
+    monkeypatch.setattr(mmgen.api.client, "AsyncRetrying", counting)
     route = router.get(QUERY).respond(200, json=ok(task_id="t", status="Processing"))
     await client.query_task("t")
     await client.query_task("t")

@@ -56,7 +56,7 @@ def test_every_job_key_of_the_schema_is_documented() -> None:
 
 
 def test_status_fields_match_the_records() -> None:
-    from mmgen.records import Record
+    from mmgen.state.records import Record
 
     for field in Record.__dataclass_fields__:
         assert f"`{field}`" in README, field

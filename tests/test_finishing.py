@@ -11,11 +11,11 @@ from typing import Any
 import httpx
 import pytest
 
-import mmgen.turns
-from mmgen.client import FileInfo, TaskStatus
-from mmgen.listener import CallbackListener
-from mmgen.records import JOURNAL
-from mmgen.turns import FINISHING_IN_FLIGHT
+import mmgen.run.turns
+from mmgen.api.client import FileInfo, TaskStatus
+from mmgen.run.listener import CallbackListener
+from mmgen.run.turns import FINISHING_IN_FLIGHT
+from mmgen.state.records import JOURNAL
 from tests.fakes import FakeClient, Job
 from tests.test_runner_unit import run_jobs
 
@@ -59,8 +59,8 @@ async def test_jobs_ending_together_finish_a_few_at_a_time(tmp_path: Path) -> No
 async def test_a_turn_held_too_long_lets_the_next_job_go(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(mmgen.turns, "FINISHING_IN_FLIGHT", 1)
-    monkeypatch.setattr(mmgen.turns, "TURN_HOLD_SECONDS", 0.0)
+    monkeypatch.setattr(mmgen.run.turns, "FINISHING_IN_FLIGHT", 1)
+    monkeypatch.setattr(mmgen.run.turns, "TURN_HOLD_SECONDS", 0.0)
     others_done = asyncio.Event()
     finished: list[str] = []
 
@@ -92,9 +92,9 @@ async def test_a_turn_that_ran_out_is_not_waited_for_again(monkeypatch: pytest.M
     """A job whose turn ran out while its push was confirmed (a far API) goes on to download
     without queueing for a turn a second time; giving a turn back (a push not confirmed) lets
     the next terminal push queue for a new one."""
-    monkeypatch.setattr(mmgen.turns, "TURN_HOLD_SECONDS", 0.01)
+    monkeypatch.setattr(mmgen.run.turns, "TURN_HOLD_SECONDS", 0.01)
     gate = asyncio.Semaphore(1)
-    turn = mmgen.turns.Turn(gate)
+    turn = mmgen.run.turns.Turn(gate)
     await turn.take()
     await asyncio.sleep(0.05)  # runs out
     await gate.acquire()  # another job holds the only turn, for good

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from mmgen.records import RecordStore
 from mmgen.report import write_gallery
+from mmgen.state.records import RecordStore
 from tests.gallery_fixtures import make_out_dir
 
 BROWSER = next(

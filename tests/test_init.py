@@ -15,9 +15,9 @@ from click.testing import CliRunner
 
 from mmgen import __version__
 from mmgen.cli import main
-from mmgen.records import RecordStore
-from mmgen.scaffold import scaffold_files
+from mmgen.project.scaffold import scaffold_files
 from mmgen.schemas import bundled_schema
+from mmgen.state.records import RecordStore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [

@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from mmgen.listener import CallbackListener
+from mmgen.run.listener import CallbackListener
 
 
 @pytest.mark.anyio

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from mmgen.listener import MAX_BODY, CallbackListener
+from mmgen.run.listener import MAX_BODY, CallbackListener
 
 
 async def challenge_ok(http: httpx.AsyncClient, url: str) -> bool:

@@ -1,5 +1,5 @@
-"""The harness under the pytest plugin (mock_server.harness): per-test apps shut down when the
-default returns, the shifted clock, option merging, and advance() when callbacks lag."""
+"""The harness under the pytest plugin (mock_server.testing.harness): per-test apps shut down
+when the default returns, the shifted clock, option merging, and advance() when callbacks lag."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def test_a_per_test_mock_is_shut_down_when_the_default_returns(serve_app) -> Non
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from mock_server.harness import MockService
+    from mock_server.testing.harness import MockService
 
     async def echo(request):
         return JSONResponse({"challenge": (await request.json()).get("challenge")})
@@ -37,7 +37,7 @@ def test_a_per_test_mock_is_shut_down_when_the_default_returns(serve_app) -> Non
 
 
 def test_the_shifted_clock_only_moves_forward() -> None:
-    from mock_server.harness import ShiftedClock
+    from mock_server.testing.harness import ShiftedClock
 
     clock = ShiftedClock()
     before = clock()
@@ -48,7 +48,7 @@ def test_the_shifted_clock_only_moves_forward() -> None:
 
 
 def test_options_merge_key_by_key() -> None:
-    from mock_server.harness import merge_options
+    from mock_server.testing.harness import merge_options
 
     base: dict[str, Any] = {"seed": 0, "faults": {"rate_limit": {"probability": 0.5, "rpm": 5}}}
     merged = merge_options(base, {"faults": {"rate_limit": {"rpm": 1}, "codes": [1]}})
@@ -67,7 +67,7 @@ def test_advance_says_so_when_due_callbacks_are_not_attempted_in_time(serve_app)
     from starlette.responses import JSONResponse
     from starlette.routing import Route
 
-    from mock_server.harness import MockService
+    from mock_server.testing.harness import MockService
 
     release = threading.Event()
 

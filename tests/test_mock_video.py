@@ -11,9 +11,8 @@ import av
 import pytest
 from PIL import Image
 
-from mock_server.h264 import MB, BitWriter, YuvFrame, encode_h264, mp4_file
-from mock_server.responses import VideoFile
-from mock_server.video import (
+from mock_server.media.h264 import MB, BitWriter, YuvFrame, encode_h264, mp4_file
+from mock_server.media.video import (
     VideoCache,
     VideoSpec,
     card_layout,
@@ -22,6 +21,7 @@ from mock_server.video import (
     requested_geometry,
     rgb_to_yuv420,
 )
+from mock_server.responses import VideoFile
 
 
 def decode(data: bytes) -> list[av.VideoFrame]:
@@ -211,7 +211,7 @@ def test_cache_renders_each_spec_once():
 def test_card_stream_is_lossless_wherever_the_card_sits(width, height, box):
     """A card of noise with a background border, anywhere in the picture: every plain
     macroblock decodes to the background, the card sample for sample, later frames too."""
-    from mock_server.h264 import encode_card_stream
+    from mock_server.media.h264 import encode_card_stream
 
     bx, by, bw, bh = box
     cols, rows = -(-width // MB), -(-height // MB)

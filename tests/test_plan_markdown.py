@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from mmgen.changes import request_snapshot
 from mmgen.cli import main
-from mmgen.records import Record, RecordError, RecordStore
-from mmgen.spec import JobSpec, load_jobs
+from mmgen.jobfile.spec import JobSpec, load_jobs
+from mmgen.state.changes import request_snapshot
+from mmgen.state.records import Record, RecordError, RecordStore
 
 FACE = Path(__file__).resolve().parent.parent / "specs" / "images" / "face.png"
 

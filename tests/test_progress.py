@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from mmgen.outcomes import JobEvent
 from mmgen.report.progress import MAX_ROWS, RunProgress
+from mmgen.run.outcomes import JobEvent
 
 
 def test_live_table_counts_states_and_shows_the_latest_jobs_only() -> None:

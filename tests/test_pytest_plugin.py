@@ -98,7 +98,7 @@ def test_the_readme_examples_pass(pytester: pytest.Pytester) -> None:
 
 def test_the_entry_point_is_registered() -> None:
     plugins = {ep.name: ep.value for ep in importlib.metadata.entry_points(group="pytest11")}
-    assert plugins.get("minimax_mock") == "mock_server.pytest_plugin"
+    assert plugins.get("minimax_mock") == "mock_server.testing.pytest_plugin"
 
 
 @pytest.mark.slow
@@ -417,8 +417,8 @@ def test_respx_routes_the_real_origins_for_sync_and_async_clients(
 
         @pytest.mark.anyio
         async def test_mmgen_client_with_the_production_url(minimax_respx, tmp_path):
-            # mmgen's own client sends over aiohttp (mmgen.transport): routed all the same
-            from mmgen.client import MiniMaxClient
+            # mmgen's own client sends over aiohttp (mmgen.api.transport): routed all the same
+            from mmgen.api.client import MiniMaxClient
 
             async with MiniMaxClient(os.environ["MINIMAX_API_KEY"]) as client:
                 assert client.base_url == "https://api.minimax.io"
@@ -522,7 +522,7 @@ def test_minimax_respx_without_respx_fails_clearly(project: pytest.Pytester) -> 
         @pytest.fixture(autouse=True)
         def no_respx(monkeypatch):
             monkeypatch.setitem(sys.modules, "respx", None)
-            monkeypatch.delitem(sys.modules, "mock_server.respx_routing", raising=False)
+            monkeypatch.delitem(sys.modules, "mock_server.testing.respx_routing", raising=False)
         """
     )
     project.makepyfile(
@@ -546,7 +546,7 @@ def test_the_package_imports_without_respx() -> None:
         """
         import sys
         sys.modules["respx"] = None
-        import mock_server.pytest_plugin, mock_server.harness
+        import mock_server.testing.pytest_plugin, mock_server.testing.harness
         print("ok")
         """
     )

@@ -13,8 +13,8 @@ import pytest
 import respx
 from click.testing import CliRunner
 
+from mmgen.api.client import MiniMaxClient, RetryPolicy, TaskStatus
 from mmgen.cli import main
-from mmgen.client import MiniMaxClient, RetryPolicy, TaskStatus
 from mmgen.errors import (
     AuthError,
     BalanceError,
@@ -23,15 +23,15 @@ from mmgen.errors import (
     MmgenError,
     api_error,
 )
-from mmgen.planning import plan, version_path
-from mmgen.records import RecordStore
-from mmgen.runner import (
+from mmgen.run.runner import (
     DOWNLOAD_ATTEMPTS,
     DOWNLOAD_ROUNDS,
     RETRIEVE_ATTEMPTS,
     RunConfig,
     Runner,
 )
+from mmgen.state.planning import plan, version_path
+from mmgen.state.records import RecordStore
 from tests.fakes import VIDEO, FakeClient, Job
 from tests.test_runner_unit import run_jobs
 
@@ -42,7 +42,7 @@ class VersionedClient(FakeClient):
     async def download(
         self, url, dest: Path, *, progress=None, expected_bytes=None, attempts=None, then=None
     ):
-        from mmgen.client import Download
+        from mmgen.api.client import Download
 
         self.downloads += 1
         data = VIDEO + url.encode()
@@ -166,7 +166,7 @@ async def test_an_account_level_error_stops_all_submitting(
 async def test_refused_callback_check_is_resent_without_callback_and_polled(
     tmp_path: Path,
 ) -> None:
-    from mmgen.listener import CallbackListener
+    from mmgen.run.listener import CallbackListener
 
     client = FakeClient(polls_to_finish=2)
     refusals: list[int] = []
@@ -264,7 +264,7 @@ def test_a_locked_out_dir_exits_75_not_1(tmp_path: Path) -> None:
 def test_status_shows_current_records_and_all_shows_history(tmp_path: Path) -> None:
     import json
 
-    from mmgen.records import Record
+    from mmgen.state.records import Record
 
     store = RecordStore(tmp_path)
     with store.lock():
@@ -330,7 +330,7 @@ async def test_an_unreachable_server_stops_the_run_without_waiting_for_the_limit
     """Jobs queued for the RPM limiter (whose sleep here never ends by itself) or between
     tries are withdrawn when the first create gives up on connecting: the run ends at once,
     having spent no RPM slot, with the unsent jobs untouched."""
-    from mmgen.ratelimit import RateLimiter
+    from mmgen.api.ratelimit import RateLimiter
 
     never = asyncio.Event()
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mmgen.errors import LockedError, StateError
-from mmgen.records import JOURNAL, Record, RecordError, RecordStore
+from mmgen.state.records import JOURNAL, Record, RecordError, RecordStore
 
 
 def make(job: str = "a", spec_hash: str = "h1", **kw) -> Record:

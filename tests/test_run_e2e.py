@@ -272,7 +272,7 @@ def test_run_mock_in_process_uses_callbacks(tmp_path: Path) -> None:
 @pytest.mark.skipif(sys.platform == "win32", reason="uvloop has no Windows build")
 def test_run_uses_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """uvloop is a dependency (measured in bench/lag.py): the run's loop is uvloop's."""
-    import mmgen.execute as execute_module
+    import mmgen.run.execute as execute_module
 
     seen: list[str] = []
     real_execute = execute_module.execute

@@ -9,14 +9,14 @@ from typing import Any
 import httpx
 import pytest
 
-from mmgen.client import TaskStatus
+from mmgen.api.client import TaskStatus
 from mmgen.errors import AmbiguousSubmitError, ContentError, api_error
-from mmgen.execute import mark_interrupted_submits
-from mmgen.listener import CallbackListener
-from mmgen.outcomes import JobEvent
-from mmgen.planning import PlanItem, plan, version_path
-from mmgen.records import Record, RecordStore
-from mmgen.runner import ApiClient, RunConfig, Runner
+from mmgen.run.execute import mark_interrupted_submits
+from mmgen.run.listener import CallbackListener
+from mmgen.run.outcomes import JobEvent
+from mmgen.run.runner import ApiClient, RunConfig, Runner
+from mmgen.state.planning import PlanItem, plan, version_path
+from mmgen.state.records import Record, RecordStore
 from tests.fakes import VIDEO, FakeClient, Job
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from mmgen.jobfile.spec import spec_hash, validate_paths
 from mmgen.schemas import request_validator
-from mmgen.spec import spec_hash, validate_paths
 
 CASES = Path(__file__).parent / "spec_cases"
 SECRET = "hunter2-s3cret-value"

@@ -25,7 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mmgen.errors import Problem
-from mmgen.spec import validate_paths
+from mmgen.jobfile.spec import validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).parent / "spec_cases"

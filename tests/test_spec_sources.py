@@ -12,8 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from mmgen.cli import main
+from mmgen.jobfile.spec import load_jobs, spec_hash, validate_paths
 from mmgen.schemas import request_validator
-from mmgen.spec import load_jobs, spec_hash, validate_paths
 
 CASES = Path(__file__).parent / "spec_cases"
 FACE = CASES / "images" / "face.jpg"

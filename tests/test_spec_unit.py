@@ -1,4 +1,4 @@
-"""Unit tests of mmgen.spec and mmgen.images beyond the example-file cases."""
+"""Unit tests of mmgen.jobfile.spec and mmgen.jobfile.images beyond the example-file cases."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mmgen import images, spec
 from mmgen.errors import SpecError
+from mmgen.jobfile import images, spec
+from mmgen.jobfile.spec import JobSpec, load_jobs, spec_hash, validate_paths
 from mmgen.schemas import documents, schema_dir
-from mmgen.spec import JobSpec, load_jobs, spec_hash, validate_paths
 
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).parent / "spec_cases"

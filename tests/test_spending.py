@@ -13,13 +13,19 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mmgen.changes import MISSING, FieldChange, diff_requests, request_snapshot
 from mmgen.cli import main
 from mmgen.errors import UsageError
-from mmgen.planning import PlanItem
-from mmgen.pricing import enforce_max_tasks, estimate, load_prices, plan_exit_code, tasks_to_create
-from mmgen.records import Record
-from mmgen.spec import JobSpec
+from mmgen.jobfile.spec import JobSpec
+from mmgen.state.changes import MISSING, FieldChange, diff_requests, request_snapshot
+from mmgen.state.planning import PlanItem
+from mmgen.state.pricing import (
+    enforce_max_tasks,
+    estimate,
+    load_prices,
+    plan_exit_code,
+    tasks_to_create,
+)
+from mmgen.state.records import Record
 
 FACE = Path(__file__).resolve().parent.parent / "specs" / "images" / "face.png"
 JOB = """\
@@ -156,7 +162,7 @@ def test_max_tasks_refuses_before_submitting(
         raise AssertionError("the run started")
 
     # the guard runs under the out dir's lock, after planning and before any job starts
-    monkeypatch.setattr("mmgen.runner.Runner.run", no_run)
+    monkeypatch.setattr("mmgen.run.runner.Runner.run", no_run)
     out = tmp_path / "out"
     args = ["run", "--mock", str(specs), "--out", str(out)]
     env: dict[str, str | None] = {"MMGEN_MAX_TASKS": None}

@@ -1,4 +1,4 @@
-"""mmgen.transport: httpx over aiohttp, on real sockets (loopback, port 0) against servers that
+"""mmgen.api.transport: httpx over aiohttp, on real sockets (loopback, port 0) against servers that
 misbehave on purpose. What matters most: the httpx error each failure becomes, because the
 client decides on it whether a create may have reached MiniMax (and been billed)."""
 
@@ -19,10 +19,10 @@ import pytest
 import trustme
 
 from mmgen import __version__
-from mmgen.client import MiniMaxClient, RetryPolicy
+from mmgen.api.client import MiniMaxClient, RetryPolicy
+from mmgen.api.lanes import Lanes
+from mmgen.api.transport import AiohttpTransport, _httpx_errors, one_connection_client
 from mmgen.errors import AmbiguousSubmitError, ConnectFailedError, DownloadError, TransportError
-from mmgen.lanes import Lanes
-from mmgen.transport import AiohttpTransport, _httpx_errors, one_connection_client
 from tests.client_support import BODY, TLS
 
 pytestmark = pytest.mark.anyio
@@ -360,7 +360,7 @@ async def test_a_connection_reset_after_the_request_makes_the_create_ambiguous(s
 
 
 async def test_a_server_that_never_answers_is_a_read_timeout(serve, monkeypatch) -> None:
-    monkeypatch.setattr("mmgen.client.API_TIMEOUT", httpx.Timeout(5.0, read=0.2))
+    monkeypatch.setattr("mmgen.api.client.API_TIMEOUT", httpx.Timeout(5.0, read=0.2))
     release = asyncio.Event()
 
     async def stall(server: RawServer, reader: Reader, writer: Writer) -> None:
@@ -436,7 +436,7 @@ def test_every_aiohttp_error_becomes_the_httpx_error_it_means(theirs, ours) -> N
 def test_only_a_connection_never_made_counts_as_not_sent() -> None:
     """The ambiguity rule, on the mapping: of aiohttp's errors only connect failures map to
     the httpx errors the client treats as "the create surely did not leave"."""
-    from mmgen.client import _NOT_SENT
+    from mmgen.api.client import _NOT_SENT
 
     request = httpx.Request("POST", "https://api.test.invalid/")
     key = aiohttp.client_reqrep.ConnectionKey("h", 443, True, True, None, None, None)

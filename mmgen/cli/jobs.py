@@ -47,7 +47,7 @@ def init_command(settings: Settings, directory: Path) -> None:
 
     Never overwrites: if any of these files exists, nothing is written (exit 2).
     """
-    from mmgen.scaffold import write_scaffold
+    from mmgen.project.scaffold import write_scaffold
 
     files = write_scaffold(directory)
     if settings.verbosity >= 0:
@@ -70,8 +70,8 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
     Problems go to stdout, one per line (or the JSON list); the summary line goes to stdout
     when all is valid and to stderr otherwise. Exit 0 when all is valid, 2 when not.
     """
+    from mmgen.jobfile.spec import validate_paths
     from mmgen.report import render_problems, validation_summary
-    from mmgen.spec import validate_paths
 
     result = validate_paths(list(paths))
     if fmt == "text" and settings.verbosity >= 0:
@@ -122,11 +122,11 @@ def plan_command(
     prices_file: Path | None,
 ) -> None:
     """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
-    from mmgen.planning import plan
-    from mmgen.pricing import load_prices, plan_exit_code
-    from mmgen.records import RecordStore
+    from mmgen.jobfile.spec import load_jobs
     from mmgen.report import render_plan
-    from mmgen.spec import load_jobs
+    from mmgen.state.planning import plan
+    from mmgen.state.pricing import load_prices, plan_exit_code
+    from mmgen.state.records import RecordStore
 
     prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
     jobs = load_jobs(list(paths))
@@ -161,8 +161,8 @@ def check_replace(replace: tuple[str, ...], names: list[str]) -> None:
 def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
     """Show the outcome records of an out dir: the current version of each job (--all: every
     version). Exit 2 when the out dir has no records."""
-    from mmgen.records import JOURNAL, RecordStore
     from mmgen.report import render_records
+    from mmgen.state.records import JOURNAL, RecordStore
 
     if not (out_dir / JOURNAL).is_file():
         raise UsageError(

@@ -1,5 +1,5 @@
 """``mmgen run``: parse the options, build the run's parts (the rehearsal mock with ``--mock``),
-call :func:`mmgen.execute.execute`, render the outcomes, exit with the run's code."""
+call :func:`mmgen.run.execute.execute`, render the outcomes, exit with the run's code."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ from mmgen.errors import UsageError
 from mmgen.serving import loop_factory
 
 if TYPE_CHECKING:
-    from mmgen.execute import Target
+    from mmgen.run.execute import Target
 
 #: The key ``run --mock`` uses with its bundled mock (any key works there).
 MOCK_API_KEY = "mmgen-mock-key"
@@ -138,11 +138,11 @@ def run_command(
     paid for twice. Exit 0 when every job succeeded, 1 when any failed, 2 for bad input,
     75 when another run holds the out dir, 130 when interrupted (the next run resumes).
     """
-    from mmgen.execute import RunSettings, Target, execute
-    from mmgen.records import RecordStore
+    from mmgen.jobfile.spec import load_jobs
     from mmgen.report import RunProgress, render_outcomes, write_gallery
-    from mmgen.runner import RunConfig
-    from mmgen.spec import load_jobs
+    from mmgen.run.execute import RunSettings, Target, execute
+    from mmgen.run.runner import RunConfig
+    from mmgen.state.records import RecordStore
 
     settings: Settings = ctx.obj
     if mock_config_file is not None and not mock:
@@ -195,7 +195,7 @@ def run_command(
 def rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
     """Serve the bundled mock on loopback for ``run --mock`` (its own thread), persisting its
     tasks in ``OUT/.mock/`` so an interrupted rehearsal resumes like a real run."""
-    from mmgen.execute import Target
+    from mmgen.run.execute import Target
     from mock_server.config import command_line_config
     from mock_server.server import MockServers
 

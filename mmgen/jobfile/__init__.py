@@ -1,4 +1,4 @@
-"""Job files, room by room (the public API is :mod:`mmgen.spec`).
+"""Job files, room by room (the public API is :mod:`mmgen.jobfile.spec`).
 
 - :mod:`~mmgen.jobfile.checking`: the steps for each file, and finding the files.
 - :mod:`~mmgen.jobfile.rules`: the job-file schema applied, with job-file wording.

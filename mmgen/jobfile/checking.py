@@ -14,9 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmgen import images
 from mmgen.errors import Problem
-from mmgen.jobfile import rules
+from mmgen.jobfile import images, rules
 from mmgen.jobfile.expansion import Expanded, Issue, expand_job, merge_defaults
 from mmgen.jobfile.jobs import JobSpec, spec_hash
 from mmgen.jobfile.local_images import ImageChecker, image_slots

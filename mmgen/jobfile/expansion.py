@@ -9,7 +9,7 @@ expanded, with a map from every value back to where it is written in the documen
    matrix value with its type (``duration: ${matrix.seconds}``); matrix values may use ``${VAR}``.
 
 Besides the job, the expansion keeps its *source*: the same mapping with the matrix applied but
-``${VAR}`` left as written (what :attr:`mmgen.spec.JobSpec.source_hash` hashes).
+``${VAR}`` left as written (what :attr:`mmgen.jobfile.spec.JobSpec.source_hash` hashes).
 """
 
 from __future__ import annotations

@@ -53,7 +53,7 @@ def interpolate(
     """Expand the references of ``text``.
 
     ``env=None`` keeps ``${VAR}`` and ``$${`` as written (the job's source form, see
-    :attr:`mmgen.spec.JobSpec.source_hash`) while still checking the references' syntax.
+    :attr:`mmgen.jobfile.spec.JobSpec.source_hash`) while still checking the references' syntax.
     ``matrix=None`` means matrix references are not allowed here (inside matrix values).
     """
 

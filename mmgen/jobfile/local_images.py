@@ -2,8 +2,9 @@
 
 Wherever the API takes an image (``subject_reference[].image[]``, ``first_frame_image``,
 ``last_frame_image``) a local path (relative to the job file) is read, checked
-(:mod:`mmgen.images`) and replaced by a data URL; inline data URLs are decoded and checked the
-same way; http(s) URLs are kept (not fetched). Each file and data URL is checked once per run.
+(:mod:`mmgen.jobfile.images`) and replaced by a data URL; inline data URLs are decoded and
+checked the same way; http(s) URLs are kept (not fetched). Each file and data URL is checked
+once per run.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mmgen import images
+from mmgen.jobfile import images
 from mmgen.schemas.documents import DocPath
 from mmgen.schemas.messages import truncate
 

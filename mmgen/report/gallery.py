@@ -22,9 +22,9 @@ from urllib.parse import quote
 
 from PIL import Image, UnidentifiedImageError
 
-from mmgen.changes import data_url_bytes
-from mmgen.records import STATES, Record
 from mmgen.report.units import plural, size
+from mmgen.state.changes import data_url_bytes
+from mmgen.state.records import STATES, Record
 
 #: Longest edge of a subject-image thumbnail, in pixels.
 THUMBNAIL_EDGE = 160

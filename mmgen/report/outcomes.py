@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 from rich.console import Group, RenderableType
 from rich.text import Text
 
-from mmgen.records import Record
 from mmgen.report.tables import Cell, simple_table
 from mmgen.report.units import size
+from mmgen.state.records import Record
 
 if TYPE_CHECKING:
-    from mmgen.outcomes import RunResult
+    from mmgen.run.outcomes import RunResult
 
 RECORD_FORMATS = ("text", "json", "html")
 """Output formats of ``mmgen status --format``."""

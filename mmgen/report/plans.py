@@ -13,13 +13,13 @@ from rich.console import Group, RenderableType
 from rich.text import Text
 
 from mmgen import __version__
-from mmgen.changes import MISSING, FieldChange, diff_requests, request_snapshot
-from mmgen.pricing import PriceTable, estimate, load_prices, tasks_to_create
 from mmgen.report.tables import Cell, simple_table
 from mmgen.report.units import money, plural
+from mmgen.state.changes import MISSING, FieldChange, diff_requests, request_snapshot
+from mmgen.state.pricing import PriceTable, estimate, load_prices, tasks_to_create
 
 if TYPE_CHECKING:
-    from mmgen.planning import PlanItem
+    from mmgen.state.planning import PlanItem
 
 PLAN_FORMATS = ("text", "json", "markdown")
 """Output formats of ``mmgen plan --format``."""

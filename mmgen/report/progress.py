@@ -21,7 +21,7 @@ from rich.table import Table
 from mmgen.report.units import size
 
 if TYPE_CHECKING:
-    from mmgen.outcomes import JobEvent
+    from mmgen.run.outcomes import JobEvent
 
 #: Jobs shown in the live table (the most recently changed; the rest are counted).
 MAX_ROWS = 20
@@ -44,7 +44,7 @@ class _JobLine:
 class RunProgress:
     """Shows a run as it goes: a live table per job on a terminal, plain lines otherwise.
 
-    Feed it :class:`~mmgen.runner.JobEvent` via :meth:`on_event`; use as a context manager.
+    Feed it :class:`~mmgen.run.runner.JobEvent` via :meth:`on_event`; use as a context manager.
     """
 
     def __init__(self, console: Console, *, live: bool | None = None, quiet: bool = False) -> None:

@@ -1,7 +1,7 @@
 """What changed in a job's request since its last record.
 
-:func:`request_snapshot` (from :mod:`mmgen.records`, which writes it) is the form a request body
-is recorded in (``Record.request``): the body as sent, each data-URL image replaced by
+:func:`request_snapshot` (from :mod:`mmgen.state.records`, which writes it) is the form a request
+body is recorded in (``Record.request``): the body as sent, each data-URL image replaced by
 ``sha256:<hex of its bytes>``, so records stay small and diffable while a changed image still
 shows up. :func:`diff_requests` compares two snapshots field by field (dotted paths, as
 ``mmgen validate`` names fields); ``plan --format markdown`` shows the result for every
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import unquote_to_bytes
 
-from mmgen.records import request_snapshot
+from mmgen.state.records import request_snapshot
 
 __all__ = [
     "MISSING",

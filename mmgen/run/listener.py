@@ -32,7 +32,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mmgen.mailbox import Mailbox
+from mmgen.run.mailbox import Mailbox
 from mmgen.serving import ServerThread
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,7 @@ class CallbackListener:
 
     Use as ``async with CallbackListener(...) as listener:`` (or ``start()``/``stop()``);
     ``listener.callback_url`` goes into the request body; ``listener.watch(task_id)`` (called
-    from the run's loop) gives the :class:`~mmgen.mailbox.Mailbox` of that task's pushes.
+    from the run's loop) gives the :class:`~mmgen.run.mailbox.Mailbox` of that task's pushes.
     """
 
     def __init__(

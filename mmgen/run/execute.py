@@ -1,5 +1,5 @@
 """A whole ``mmgen run``: lock the out dir, tidy what a killed run left, plan, build the client
-and the callback listener, run the plan (:class:`mmgen.runner.Runner`), drain the records.
+and the callback listener, run the plan (:class:`mmgen.run.runner.Runner`), drain the records.
 
 The target is any MiniMax-compatible base URL: the real API, or a mock that the command line
 started (the core never imports the mock).
@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 import httpx
 
 from mmgen.errors import UsageError
-from mmgen.outcomes import EventSink, RunResult
-from mmgen.planning import plan
-from mmgen.pricing import enforce_max_tasks
-from mmgen.records import Record, RecordError, RecordStore
-from mmgen.runner import RunConfig, Runner
+from mmgen.run.outcomes import EventSink, RunResult
+from mmgen.run.runner import RunConfig, Runner
+from mmgen.state.planning import plan
+from mmgen.state.pricing import enforce_max_tasks
+from mmgen.state.records import Record, RecordError, RecordStore
 
 if TYPE_CHECKING:
-    from mmgen.spec import JobSpec
+    from mmgen.jobfile.spec import JobSpec
 
 
 @dataclass(frozen=True)
@@ -145,9 +145,9 @@ async def execute(
     Holds the out dir's lock for the whole run. Serves the callback listener (on its own
     thread) only when there is work to do and callbacks can reach it.
     """
-    from mmgen.client import MiniMaxClient
-    from mmgen.listener import CallbackListener
-    from mmgen.ratelimit import RateLimiter
+    from mmgen.api.client import MiniMaxClient
+    from mmgen.api.ratelimit import RateLimiter
+    from mmgen.run.listener import CallbackListener
 
     with_listener = needs_listener(target, settings)
     store = RecordStore(settings.config.out_dir)

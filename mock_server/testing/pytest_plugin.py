@@ -4,7 +4,7 @@ Installed with mmgen and registered through the ``pytest11`` entry point: no con
 
 Fixtures:
 
-- ``minimax_mock``: a :class:`~mock_server.harness.MinimaxMock`, the mock served on
+- ``minimax_mock``: a :class:`~mock_server.testing.harness.MinimaxMock`, the mock served on
   127.0.0.1 (port 0): ``.url``, ``.api_key``, ``.tasks()``, ``.stats()``, ``.requests()``,
   ``.configure(**options)``, ``.advance(seconds)`` (the task clock jumps ahead, no sleeping; due
   callbacks are delivered before it returns). While it is active ``MINIMAX_BASE_URL`` and
@@ -12,8 +12,8 @@ Fixtures:
   from an empty mock.
 - ``minimax_respx``: routes ``https://api.minimax.io`` and ``https://api.minimaxi.com`` to the
   same mock in-process with respx (sync and async httpx clients), sets ``MINIMAX_BASE_URL`` to
-  the real origin; returns a :class:`~mock_server.respx_routing.MinimaxRoutes` (``.mock`` is the
-  ``minimax_mock`` handle). Needs respx.
+  the real origin; returns a :class:`~mock_server.testing.respx_routing.MinimaxRoutes`
+  (``.mock`` is the ``minimax_mock`` handle). Needs respx.
 - ``minimax_mock_defaults`` (session): the options every test starts from; override it in a
   conftest to change them for a whole suite.
 
@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from mock_server.config import MockConfigError, config_from_dict
-from mock_server.harness import MinimaxMock, MockService, merge_options
+from mock_server.testing.harness import MinimaxMock, MockService, merge_options
 
 if TYPE_CHECKING:
-    from mock_server.respx_routing import MinimaxRoutes
+    from mock_server.testing.respx_routing import MinimaxRoutes
 
 #: The key the plugin's mock requires (in MINIMAX_API_KEY while ``minimax_mock`` is active).
 DEFAULT_API_KEY = "mock-minimax-api-key"
@@ -123,7 +123,7 @@ def minimax_respx(
 ) -> Iterator[MinimaxRoutes]:
     """MiniMax's real origins routed to ``minimax_mock`` in-process (httpx, via respx)."""
     try:
-        from mock_server.respx_routing import MinimaxRoutes
+        from mock_server.testing.respx_routing import MinimaxRoutes
     except ImportError as err:
         if err.name != "respx":
             raise

@@ -2,7 +2,7 @@
 
 Each video shows the job at a glance (the subject image, or a placeholder naming its URL, next to
 the model and the prompt) with a progress bar running along the bottom, so a gallery of mock
-results can be told apart. Frames are drawn with Pillow and encoded by :mod:`mock_server.h264`
+results can be told apart. Frames are drawn with Pillow and encoded by :mod:`mock_server.media.h264`
 (lossless I_PCM, no binary dependency). Frames have the size the request asked for (1280x720 for
 720P...), but only the card in their middle is coded sample by sample: the background costs about
 a byte per macroblock and later frames code only the progress bar's changed blocks. A 1080P, 6 s
@@ -28,7 +28,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
-from mock_server.h264 import MB, YuvFrame, encode_card_stream, mp4_file
+from mock_server.media.h264 import MB, YuvFrame, encode_card_stream, mp4_file
 
 _Y_LUT = [16 + round(v * 219 / 255) for v in range(256)]
 _C_LUT = [128 + round((v - 128) * 224 / 255) for v in range(256)]

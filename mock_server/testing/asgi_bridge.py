@@ -2,7 +2,7 @@
 
 The mock's state belongs to the event loop that serves it (its callback deliveries are tasks of
 that loop). So requests that do not come through the socket — the test fixtures' inspection
-calls, the respx routes of :mod:`mock_server.respx_routing` — are run on that same loop:
+calls, the respx routes of :mod:`mock_server.testing.respx_routing` — are run on that same loop:
 
 - :class:`LoopBridge` runs coroutines on a server's loop: ``call(request)`` blocks the calling
   thread (sync httpx clients, plain test code), ``acall(request)`` awaits from another event loop

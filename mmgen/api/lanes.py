@@ -10,12 +10,12 @@ from typing import Any
 import httpx
 
 from mmgen import __version__
-from mmgen.transport import one_connection_client
+from mmgen.api.transport import one_connection_client
 
 
 class Lanes:
     """The fair gate and the pool in one: ``size`` lanes, each an httpx client with a single
-    connection (an aiohttp one: :mod:`mmgen.transport`), handed to waiters first come, first
+    connection (an aiohttp one: :mod:`mmgen.api.transport`), handed to waiters first come, first
     served; the most recently used lane goes first (its connection is the likeliest still open).
 
     httpcore schedules a pool's queued requests over its connections at a cost of

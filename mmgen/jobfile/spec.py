@@ -27,8 +27,8 @@ Expansion of each job, in this order:
    written in the file (so a secret from the environment is never echoed).
 4. **images**: wherever the API takes an image (``subject_reference[].image[]``,
    ``first_frame_image``, ``last_frame_image``) a local path (relative to the job file) is read,
-   checked (:mod:`mmgen.images`) and replaced by a data URL; inline data URLs are decoded and
-   checked the same way; http(s) URLs are kept (not fetched).
+   checked (:mod:`mmgen.jobfile.images`) and replaced by a data URL; inline data URLs are
+   decoded and checked the same way; http(s) URLs are kept (not fetched).
 5. the complete job is validated against ``job.json#/$defs/job`` (the request schema of its model,
    strict about unknown keys), then its ``name`` (case-insensitively) and ``output`` must be
    unique across all files of the run.

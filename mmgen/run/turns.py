@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from mmgen.errors import MmgenError
 
 if TYPE_CHECKING:
-    from mmgen.answers import FileInfo
+    from mmgen.api.answers import FileInfo
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The mock as a test fixture: served on loopback, reconfigured per test, its clock moved by hand.
 
-What :mod:`mock_server.pytest_plugin` (and mmgen's own test suite) is built on, usable without
-pytest too::
+What :mod:`mock_server.testing.pytest_plugin` (and mmgen's own test suite) is built on, usable
+without pytest too::
 
     with MockService(MockConfig(generation_seconds=6)) as service:
         mock = service.activate({"faults": {"rate_limit": {"probability": 0.5}}})
@@ -12,10 +12,11 @@ pytest too::
 - :class:`ShiftedClock`: wall-clock time plus an offset that only grows: tasks progress in real
   time (a client that polls with real sleeps still finishes) and ``advance(s)`` jumps ahead.
 - :class:`MockService`: one :class:`~mmgen.serving.ServerThread` on 127.0.0.1, port 0, serving
-  the mock through an :class:`~mock_server.asgi_bridge.AppSwitch`. ``activate(options)`` gives a
-  test its mock: the default one, reset, when there are no options; otherwise a fresh mock with
-  the options laid over the defaults. ``restore()`` puts the default back. With ``cdn=True``
-  a second thread serves the download origin (download URLs point there), as ``mmgen mock``.
+  the mock through an :class:`~mock_server.testing.asgi_bridge.AppSwitch`.
+  ``activate(options)`` gives a test its mock: the default one, reset, when there are no
+  options; otherwise a fresh mock with the options laid over the defaults. ``restore()`` puts
+  the default back. With ``cdn=True`` a second thread serves the download origin (download URLs
+  point there), as ``mmgen mock``.
 - :class:`MinimaxMock`: the handle a test gets: ``url``, ``api_key``, ``cdn_url``, ``tasks()``,
   ``stats()``, ``requests()``, ``configure(**options)``, ``advance(seconds)`` (``aadvance`` in
   async tests), ``reset()``, ``wait_for()``.
@@ -36,10 +37,10 @@ from starlette.types import Receive, Scope, Send
 
 from mmgen.serving import ServerThread
 from mock_server.app import create_app
-from mock_server.asgi_bridge import AppSwitch, LoopBridge
 from mock_server.clock import Clock
 from mock_server.config import MockConfig, config_from_dict
 from mock_server.downloads import cdn_app
+from mock_server.testing.asgi_bridge import AppSwitch, LoopBridge
 
 __all__ = ["MinimaxMock", "MockService", "ShiftedClock", "merge_options"]
 

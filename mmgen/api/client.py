@@ -15,7 +15,7 @@ Retries (tenacity: exponential backoff with full jitter, ``Retry-After`` wins wh
 only for retryable codes, HTTP 429/5xx and network failures, and this client is the only owner
 of the retries of one API call: callers that loop themselves (the runner's wait loop, its
 download rounds) pass ``attempts=1`` or a small number, so retries never stack (see
-:mod:`mmgen.runner` for the budget of one job). A connection that cannot even be made is tried
+:mod:`mmgen.run.runner` for the budget of one job). A connection that cannot even be made is tried
 at most :data:`CONNECT_ATTEMPTS` times: an unreachable server is reported in seconds.
 
 The create call spends money, so a network failure after the request may have reached
@@ -26,8 +26,8 @@ error.
 
 Connections: the number of jobs in flight never sets the size of a connection pool or the length
 of its queue (httpcore's scheduling costs O(connections x queued requests), encode/httpx#3215).
-API calls go through ``max_connections`` lanes (:class:`~mmgen.lanes.Lanes`: single-connection
-httpx clients over aiohttp, :mod:`mmgen.transport`, handed out first come, first served),
+API calls go through ``max_connections`` lanes (:class:`~mmgen.api.lanes.Lanes`: single-connection
+httpx clients over aiohttp, :mod:`mmgen.api.transport`, handed out first come, first served),
 downloads through ``max_downloads`` lanes of their own, so a slow CDN never starves queries. A
 job that is only waiting holds nothing.
 
@@ -48,7 +48,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from mmgen.answers import (
+from mmgen.api.answers import (
     TERMINAL_STATUSES,
     Download,
     FileInfo,
@@ -59,7 +59,10 @@ from mmgen.answers import (
     parse_retry_after,
     redact_url,
 )
-from mmgen.download import DOWNLOAD_TIMEOUT, download_once, download_retryable
+from mmgen.api.download import DOWNLOAD_TIMEOUT, download_once, download_retryable
+from mmgen.api.lanes import Lanes
+from mmgen.api.ratelimit import RateLimiter
+from mmgen.api.retries import RetryPolicy, unless_aborted
 from mmgen.errors import (
     API_HINTS,
     NEVER_RETRY_CODES,
@@ -73,9 +76,6 @@ from mmgen.errors import (
     api_error,
     is_transient,
 )
-from mmgen.lanes import Lanes
-from mmgen.ratelimit import RateLimiter
-from mmgen.retries import RetryPolicy, unless_aborted
 
 __all__ = [
     "DEFAULT_BASE_URL",

@@ -48,7 +48,7 @@ def example_image() -> bytes:
     packaged = resources.files("mmgen").joinpath(*PACKAGED_IMAGE)
     if packaged.is_file():
         return packaged.read_bytes()
-    checkout = Path(__file__).resolve().parent.parent / "specs" / "images" / "face.png"
+    checkout = Path(__file__).resolve().parents[2] / "specs" / "images" / "face.png"
     return checkout.read_bytes()
 
 

@@ -25,7 +25,7 @@ from jsonschema import Draft202012Validator
 from mmgen.errors import EXIT_OK, UsageError
 
 if TYPE_CHECKING:
-    from mmgen.planning import PlanItem
+    from mmgen.state.planning import PlanItem
 
 #: Actions that create a new task (and so cost money) when a run carries them out.
 TASK_ACTIONS: Final = frozenset({"submit", "changed"})

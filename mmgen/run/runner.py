@@ -12,7 +12,7 @@ retrieving and downloading spend nothing, and a resumed job queries its task aga
 "submitting" is written after the rate limiter let the request through, right before it
 leaves: a job still queued when the run stops was never sent and stays as it was.
 
-Jobs whose tasks end take *finishing turns* (:mod:`mmgen.turns`), a few at a time in arrival
+Jobs whose tasks end take *finishing turns* (:mod:`mmgen.run.turns`), a few at a time in arrival
 order; a terminal push also starts retrieving the file it names while the query confirms it.
 
 One owner per retry loop, so retries never stack. For one job, at most:
@@ -32,8 +32,8 @@ yet sent untouched. A create refused because MiniMax could not check the callbac
 was created) is sent again without ``callback_url`` in ``--wait auto`` and that job is polled;
 after :data:`CALLBACK_REFUSALS` such refusals callbacks are no longer offered in this run.
 
-The runner reports progress as :class:`~mmgen.outcomes.JobEvent` data and returns a
-:class:`~mmgen.outcomes.RunResult`; it never prints.
+The runner reports progress as :class:`~mmgen.run.outcomes.JobEvent` data and returns a
+:class:`~mmgen.run.outcomes.RunResult`; it never prints.
 """
 
 from __future__ import annotations
@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from mmgen.answers import TERMINAL_STATUSES, normalize_status
+from mmgen.api.answers import TERMINAL_STATUSES, normalize_status
 from mmgen.errors import (
     AmbiguousSubmitError,
     CallbackCheckError,
@@ -59,11 +59,12 @@ from mmgen.errors import (
     is_account_error,
     is_transient,
 )
-from mmgen.files import publish
-from mmgen.mailbox import Mailbox
-from mmgen.outcomes import EventSink, JobEvent, JobOutcome, RunResult
-from mmgen.planning import PlanItem, version_path
-from mmgen.records import (
+from mmgen.run.mailbox import Mailbox
+from mmgen.run.outcomes import EventSink, JobEvent, JobOutcome, RunResult
+from mmgen.run.turns import Turn, finishing_gate
+from mmgen.state.files import publish
+from mmgen.state.planning import PlanItem, version_path
+from mmgen.state.records import (
     Record,
     RecordError,
     RecordStore,
@@ -71,11 +72,10 @@ from mmgen.records import (
     request_snapshot,
     utc_now,
 )
-from mmgen.turns import Turn, finishing_gate
 
 if TYPE_CHECKING:
-    from mmgen.answers import Download, FileInfo, TaskStatus
-    from mmgen.listener import CallbackListener
+    from mmgen.api.answers import Download, FileInfo, TaskStatus
+    from mmgen.run.listener import CallbackListener
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ CREATES_IN_FLIGHT = 64
 
 
 class ApiClient(Protocol):
-    """What the runner needs of :class:`mmgen.client.MiniMaxClient` (tests fake it)."""
+    """What the runner needs of :class:`mmgen.api.client.MiniMaxClient` (tests fake it)."""
 
     async def create_task(
         self,

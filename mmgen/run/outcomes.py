@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from mmgen.errors import EXIT_FAILED, EXIT_OK
-from mmgen.records import Record
+from mmgen.state.records import Record
 
 Action = Literal["submit", "skip", "resume", "changed", "unknown"]
 

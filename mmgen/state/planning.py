@@ -1,6 +1,6 @@
 """Plan: compare job files with the outcome records, spending nothing (``mmgen plan``).
 
-Each job gets an :data:`~mmgen.outcomes.Action`:
+Each job gets an :data:`~mmgen.run.outcomes.Action`:
 
 - ``submit``: new, failed before, lost by the API, or ``--replace``/``--resubmit-unknown``;
 - ``changed``: an earlier version of the job was run; this version is new (a task);
@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
-from mmgen.outcomes import Action
-from mmgen.records import Record, RecordStore
+from mmgen.run.outcomes import Action
+from mmgen.state.records import Record, RecordStore
 
 if TYPE_CHECKING:
-    from mmgen.spec import JobSpec
+    from mmgen.jobfile.spec import JobSpec
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,7 @@ from mmgen.errors import (
     StateError,
     TransportError,
 )
-from mmgen.files import fsync_dir
+from mmgen.state.files import fsync_dir
 
 State = Literal["submitting", "submitted", "success", "failed", "unknown"]
 STATES: tuple[State, ...] = ("submitting", "submitted", "success", "failed", "unknown")
@@ -101,7 +101,7 @@ class Record:
     #: The subject image as the job file names it: an http(s) URL, or a local file's path
     #: (relative to the directory mmgen ran in when possible). For gallery thumbnails.
     image: str | None = None
-    #: :attr:`mmgen.spec.JobSpec.source_hash` (the job before ``${ENV}`` and local images):
+    #: :attr:`mmgen.jobfile.spec.JobSpec.source_hash` (the job before ``${ENV}`` and local images):
     #: tells "job file changed" from "an environment variable or image changed".
     source_hash: str | None = None
 

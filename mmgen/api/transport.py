@@ -1,6 +1,6 @@
 """The HTTP client of mmgen's outgoing calls: httpx's API over aiohttp's connections.
 
-mmgen's API lanes and downloads (:mod:`mmgen.lanes`) and the mock's callback deliveries
+mmgen's API lanes and downloads (:mod:`mmgen.api.lanes`) and the mock's callback deliveries
 (:mod:`mock_server.callbacks`) all make their clients with :func:`one_connection_client`: an
 httpx client (the API the code, its tests and respx know) whose transport is
 :class:`AiohttpTransport`, one aiohttp connection. Why: a small API call cost ~0.46 ms of CPU
@@ -11,7 +11,7 @@ lag p50 52 -> 42 ms, see the commit). httpx still builds requests, follows redir
 content and raises its own exceptions, so nothing above the transport changes.
 
 The transport maps aiohttp's exceptions onto httpx's precisely, because the client decides on
-them whether a create request may have reached MiniMax (:data:`mmgen.client._NOT_SENT`): only a
+them whether a create request may have reached MiniMax (:data:`mmgen.api.client._NOT_SENT`): only a
 connection never made (refused, DNS, TLS handshake, connect timeout) is "not sent"; a connection
 dropped or reset after the request left, a read timeout, a truncated body are not.
 
@@ -213,7 +213,7 @@ def one_connection_client(
     timeout: httpx.Timeout | None = None,
     trust_env: bool = True,
 ) -> httpx.AsyncClient:
-    """An httpx client of one aiohttp connection: a lane of :mod:`mmgen.lanes`, a callback
+    """An httpx client of one aiohttp connection: a lane of :mod:`mmgen.api.lanes`, a callback
     sender of the mock. ``tls``: one context for all of them (making one costs ~10-20 ms);
     ``trust_env``: honour ``HTTPS_PROXY`` and friends (httpx's own transports carry those)."""
     return CookielessClient(

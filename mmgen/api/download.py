@@ -15,9 +15,9 @@ from typing import IO
 
 import httpx
 
-from mmgen.answers import Download, content_length
+from mmgen.api.answers import Download, content_length
 from mmgen.errors import DownloadError
-from mmgen.files import commit
+from mmgen.state.files import commit
 
 #: Bounded timeouts: httpx's read timeout applies to each network read, so for the streamed
 #: download it is a per-chunk stall limit, not a limit on the whole transfer.

@@ -7,7 +7,7 @@ respx (imported here only: the rest of ``mock_server`` works without it).
 
 How a request reaches the mock: the mock app lives on its server thread's event loop (its state
 and its callback deliveries belong to that loop), so every routed request runs there, through
-httpx's ASGITransport (see :class:`~mock_server.asgi_bridge.LoopBridge`):
+httpx's ASGITransport (see :class:`~mock_server.testing.asgi_bridge.LoopBridge`):
 
 - a sync ``httpx.Client`` blocks its own thread until the mock answers (ASGITransport is
   async-only, and the caller may have no event loop at all);
@@ -15,8 +15,8 @@ httpx's ASGITransport (see :class:`~mock_server.asgi_bridge.LoopBridge`):
   receiver served in the caller's own loop can still answer the mock's challenge meanwhile.
 
 Requests are caught where an httpx client picks its transport (respx's ``httpx`` mocker), so a
-client with a transport of its own is routed too: mmgen's :class:`~mmgen.client.MiniMaxClient`
-(over aiohttp, :mod:`mmgen.transport`) among them.
+client with a transport of its own is routed too: mmgen's :class:`~mmgen.api.client.MiniMaxClient`
+(over aiohttp, :mod:`mmgen.api.transport`) among them.
 
 Other requests: the mock's own callback deliveries (to the receiver URL the test gives) and
 anything to a loopback host pass through to the network; everything else fails as not mocked
@@ -33,7 +33,7 @@ import respx
 from starlette.types import ASGIApp
 
 from mock_server.callbacks import USER_AGENT
-from mock_server.harness import MinimaxMock
+from mock_server.testing.harness import MinimaxMock
 
 #: The real API's origins (international and mainland China).
 MINIMAX_ORIGINS = ("https://api.minimax.io", "https://api.minimaxi.com")
@@ -74,7 +74,7 @@ class MinimaxRoutes:
         self.cdn_origin = cdn_origin.rstrip("/")
         self._previous_download_origin: str | None = None
         # respx's "httpx" mocker routes every httpx client whatever its transport: mmgen's own
-        # client (httpx over aiohttp, mmgen.transport) as well as plain httpx clients.
+        # client (httpx over aiohttp, mmgen.api.transport) as well as plain httpx clients.
         self.router = _Router(assert_all_called=False, assert_all_mocked=True, using="httpx")
         self.router.route(headers={"user-agent": USER_AGENT}).pass_through()
         self.router.route(host__in=LOOPBACK_HOSTS).pass_through()
