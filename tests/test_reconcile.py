@@ -268,9 +268,13 @@ def test_status_shows_current_records_and_all_shows_history(tmp_path: Path) -> N
 
     store = RecordStore(tmp_path)
     with store.lock():
-        store.put(Record(job="a", spec="s", spec_hash="h1", state="success", updated_at="1"))
+        store.put(
+            Record(job="a", spec="s", spec_hash="h1", state="success", task_id="1", updated_at="1")
+        )
         store.put(Record(job="a", spec="s", spec_hash="h2", state="failed", updated_at="2"))
-        store.put(Record(job="b", spec="s", spec_hash="h1", state="success", updated_at="1"))
+        store.put(
+            Record(job="b", spec="s", spec_hash="h1", state="success", task_id="1", updated_at="1")
+        )
     runner = CliRunner()
     current = json.loads(
         runner.invoke(main, ["status", "--out", str(tmp_path), "--format", "json"]).output

@@ -56,8 +56,9 @@ def test_torn_last_line_is_dropped_and_cut_on_next_write(tmp_path: Path) -> None
 
 
 def test_corrupt_line_in_the_middle_is_an_error_not_silence(tmp_path: Path) -> None:
-    (tmp_path / JOURNAL).write_text('{"job":"a"}\nnot json\n')
-    with pytest.raises(StateError, match=r"records.jsonl:1: corrupt outcome record"):
+    good = json.dumps(make().to_json())
+    (tmp_path / JOURNAL).write_text(f"{good}\nnot json\n{good}\n")
+    with pytest.raises(StateError, match=r"records.jsonl:2: corrupt outcome record: Expecting"):
         RecordStore(tmp_path)
 
 

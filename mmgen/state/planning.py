@@ -122,7 +122,7 @@ def _plan_success(job: JobSpec, out_dir: Path, record: Record) -> PlanItem:
     wanted = version_path(job.output, job.spec_hash)
     candidates = [wanted] + [p for p in (record.video,) if p and p != wanted]
     for candidate in candidates:
-        if file_sha256(out_dir / candidate) == record.sha256:
+        if record.sha256 is not None and file_sha256(out_dir / candidate) == record.sha256:
             current = out_dir / job.output
             if candidate != job.output and not _holds(current, out_dir / candidate, record):
                 why = f"done; {job.output} becomes this version again (a local copy)"

@@ -36,10 +36,10 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 
 from mmgen.errors import (
@@ -122,20 +122,103 @@ class Record:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Record:
+    def from_json(cls, data: Any) -> Record:
+        """A record from one journal line's JSON, checked: every field of the right type and
+        the state's invariants hold (a ``submitted`` record has its task id...). Raises
+        :class:`ValueError` saying what is wrong; unknown keys (a newer mmgen's) are ignored."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        known = {f.name for f in fields(cls)}
         missing = {"job", "spec", "spec_hash", "state"} - data.keys()
         if missing:
             raise ValueError(f"missing {', '.join(sorted(missing))}")
-        if data["state"] not in STATES:
-            raise ValueError(f"unknown state {data['state']!r}")
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
+        for name, value in values.items():
+            check = _FIELD_CHECKS.get(name)
+            if check is not None and (value is not None or name in _REQUIRED):
+                problem = check(value)
+                if problem:
+                    raise ValueError(f"{name}: {problem}, not {_shown(value)}")
+        state = values["state"]
+        for name in _NEEDED_BY_STATE.get(state, ()):
+            if values.get(name) is None:
+                raise ValueError(f"a {state} record without {name}")
         error = values.get("error")
         if error is not None:
-            values["error"] = RecordError(code=error["code"], message=str(error["message"]))
+            values["error"] = RecordError(code=error["code"], message=error["message"])
         return cls(**values)
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty string expected"
+
+
+def _count(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return None
+    return "a whole number of at least 0 expected"
+
+
+def _state(value: Any) -> str | None:
+    return None if value in STATES else f"one of {', '.join(STATES)} expected"
+
+
+def _object(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "a JSON object expected"
+
+
+def _inside(value: Any) -> str | None:
+    """A path inside the out dir: relative, never climbing out of it."""
+    if _text(value) is not None:
+        return _text(value)
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value:
+        return "a path inside the out dir expected"
+    return None
+
+
+def _error(value: Any) -> str | None:
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("message"), str)
+        or isinstance(value.get("code"), bool)
+        or not isinstance(value.get("code"), int | str)
+    ):
+        return "{code: number or text, message: text} expected"
+    return None
+
+
+_FIELD_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "job": _text,
+    "spec": _text,
+    "spec_hash": _text,
+    "state": _state,
+    "task_id": _text,
+    "file_id": _text,
+    "video": _inside,
+    "sha256": _text,
+    "bytes": _count,
+    "width": _count,
+    "height": _count,
+    "error": _error,
+    "submitted_at": _text,
+    "finished_at": _text,
+    "updated_at": _text,
+    "request": _object,
+    "image": _text,
+    "source_hash": _text,
+}
+_REQUIRED = frozenset({"job", "spec", "spec_hash", "state", "updated_at"})
+#: What a record in each state cannot be without (the runner relies on it).
+_NEEDED_BY_STATE: dict[str, tuple[str, ...]] = {
+    "submitted": ("task_id",),
+    "success": ("task_id",),
+}
+
+
+def _shown(value: Any) -> str:
+    """A JSON value for an error message, cut short."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Record))
@@ -177,9 +260,10 @@ class RecordStore:
                 continue
             try:
                 record = Record.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError) as err:
+            except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+                what = "nested too deeply" if isinstance(err, RecursionError) else err
                 raise StateError(
-                    f"{self.path}:{number}: corrupt outcome record ({err})",
+                    f"{self.path}:{number}: corrupt outcome record: {what}",
                     hint="fix or remove that line; the other records are intact",
                 ) from err
             self._records[record.key] = record
