@@ -238,6 +238,7 @@ class RecordStore:
         self._batch: list[Record] = []
         self._batch_done: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._cut_to: int | None = None  # the journal's good length, when a cut-back is owed
         self._load()
 
     # --- reading ---------------------------------------------------------------------------
@@ -400,11 +401,28 @@ class RecordStore:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             fsync_dir(self.out_dir)
         data = "".join(_journal_line(record) for record in records).encode("utf-8")
+        if self._cut_to is not None:  # an earlier failed append could not be cut back yet
+            self._cut_back(self._fd, self._cut_to)
+        good = os.fstat(self._fd).st_size
         view = memoryview(data)
         written = 0
-        while written < len(data):
-            written += os.write(self._fd, view[written:])
-        os.fsync(self._fd)
+        try:
+            while written < len(data):
+                written += os.write(self._fd, view[written:])
+            os.fsync(self._fd)
+        except OSError:
+            # Part of a line may be in the file (disk full mid-write): cut it off, so the next
+            # append does not join the fragment (one corrupt line in the middle of the journal).
+            with contextlib.suppress(OSError):  # else cut before the next append, or never
+                self._cut_to = good
+                self._cut_back(self._fd, good)
+            raise
+
+    def _cut_back(self, fd: int, size: int) -> None:
+        """Truncate the journal to ``size``, its length after the last good append."""
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        self._cut_to = None
 
     def compact(self) -> None:
         """Rewrite the journal with one line per record, atomically."""
@@ -427,6 +445,7 @@ class RecordStore:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._lines = len(self._records)
+        self._cut_to = None  # the rewrite holds no fragment
 
 
 def request_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
