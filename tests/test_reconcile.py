@@ -386,7 +386,7 @@ def test_plan_tells_a_changed_variable_from_an_edited_job_file(tmp_path: Path) -
     def plan_of(mood: str) -> dict[str, Any]:
         result = runner.invoke(
             main,
-            ["plan", str(spec), "--out", str(out), "--format", "json"],
+            ["plan", "--mock", str(spec), "--out", str(out), "--format", "json"],
             env={"MOOD": mood},
         )
         assert result.exit_code == 0, result.output

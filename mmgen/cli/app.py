@@ -111,6 +111,31 @@ def format_option(choices: dict[str, str], default: str = "text") -> Callable[[A
     )
 
 
+class BaseUrl(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
+    """An API base URL: ``http(s)://HOST[:PORT][/PATH]``, refused in one line otherwise."""
+
+    name = "URL"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from mmgen.state.records import api_identity
+
+        try:
+            api_identity(str(value))
+        except ValueError as err:
+            self.fail(f"{value!r}: {err} (e.g. https://api.minimax.io)", param, ctx)
+        return str(value).strip()
+
+
+BASE_URL_OPTION = click.option(
+    "--base-url",
+    type=BaseUrl(),
+    envvar="MINIMAX_BASE_URL",
+    default="https://api.minimax.io",
+    show_default=True,
+    help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
+)
+
+
 class HostPort(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
     """``HOST:PORT`` (port 0: any free port; IPv6 hosts in brackets)."""
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from mmgen.cli.app import (
+    BASE_URL_OPTION,
     OUT_OPTION,
     PATHS_ARGUMENT,
     REPLACE_OPTION,
@@ -91,6 +92,10 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
 @main.command("plan")
 @PATHS_ARGUMENT
 @OUT_OPTION
+@BASE_URL_OPTION
+@click.option(
+    "--mock", is_flag=True, help="Plan for `run --mock` (records made against the bundled mock)."
+)
 @REPLACE_OPTION
 @RESUBMIT_OPTION
 @format_option(
@@ -115,24 +120,33 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
 def plan_command(
     paths: tuple[Path, ...],
     out_dir: Path,
+    base_url: str,
+    mock: bool,
     replace: tuple[str, ...],
     resubmit_unknown: bool,
     fmt: str,
     detailed_exitcode: bool,
     prices_file: Path | None,
 ) -> None:
-    """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
+    """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing.
+
+    The plan is for a run against --base-url (or --mock): records made against another API
+    are never resumed nor skipped on."""
     from mmgen.jobfile.spec import load_jobs
     from mmgen.report import render_plan
     from mmgen.state.planning import plan
     from mmgen.state.pricing import load_prices, plan_exit_code
-    from mmgen.state.records import RecordStore
+    from mmgen.state.records import MOCK_API, RecordStore, api_identity
 
     prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
     jobs = load_jobs(list(paths))
     check_replace(replace, [job.name for job in jobs])
     items = plan(
-        jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown
+        jobs,
+        RecordStore(out_dir),
+        replace=set(replace),
+        resubmit_unknown=resubmit_unknown,
+        api=MOCK_API if mock else api_identity(base_url),
     )
     show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown))
     if detailed_exitcode:

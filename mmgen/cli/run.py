@@ -15,6 +15,7 @@ import click
 from click.core import ParameterSource
 
 from mmgen.cli.app import (
+    BASE_URL_OPTION,
     OUT_OPTION,
     PATHS_ARGUMENT,
     REPLACE_OPTION,
@@ -47,13 +48,7 @@ MOCK_API_KEY = "mmgen-mock-key"
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --mock: the mock's config file (timing, faults), as for `mmgen mock --config`.",
 )
-@click.option(
-    "--base-url",
-    envvar="MINIMAX_BASE_URL",
-    default="https://api.minimax.io",
-    show_default=True,
-    help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
-)
+@BASE_URL_OPTION
 @OUT_OPTION
 @click.option(
     "--concurrency",
@@ -142,7 +137,7 @@ def run_command(
     from mmgen.report import RunProgress, render_outcomes, write_gallery
     from mmgen.run.execute import RunSettings, Target, execute
     from mmgen.run.runner import RunConfig
-    from mmgen.state.records import RecordStore
+    from mmgen.state.records import MOCK_API, RecordStore, api_identity
 
     settings: Settings = ctx.obj
     if mock_config_file is not None and not mock:
@@ -164,6 +159,7 @@ def run_command(
             poll_interval=poll,
             max_poll_interval=max(60.0, poll),
             timeout=timeout,
+            api=MOCK_API if mock else api_identity(base_url),
         ),
         rpm=(0 if mock else 5) if rpm is None else rpm,
         listen_host=listen[0],

@@ -166,6 +166,7 @@ async def execute(
             store,
             replace=settings.replace,
             resubmit_unknown=settings.resubmit_unknown,
+            api=settings.config.api,
         )
         enforce_max_tasks(items, settings.max_tasks, resubmit_unknown=settings.resubmit_unknown)
         busy = any(item.action in ("submit", "changed", "resume") for item in items)

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
 from mmgen.run.outcomes import Action
-from mmgen.state.records import Record, RecordStore
+from mmgen.state.records import DEFAULT_API, Record, RecordStore, describe_api
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -67,18 +67,23 @@ def plan(
     *,
     replace: Collection[str] = (),
     resubmit_unknown: bool = False,
+    api: str = DEFAULT_API,
 ) -> list[PlanItem]:
-    """Decide, per job, what a run does. Reads files (sha256 of existing videos): call it off
-    the event loop (``asyncio.to_thread``) inside a run."""
-    return [_plan_one(job, store, replace, resubmit_unknown) for job in jobs]
+    """Decide, per job, what a run against ``api`` (a :attr:`Record.api` identity) does.
+    Reads files (sha256 of existing videos): call it off the event loop
+    (``asyncio.to_thread``) inside a run."""
+    return [_plan_one(job, store, replace, resubmit_unknown, api) for job in jobs]
 
 
 def _plan_one(
-    job: JobSpec, store: RecordStore, replace: Collection[str], resubmit_unknown: bool
+    job: JobSpec, store: RecordStore, replace: Collection[str], resubmit_unknown: bool, api: str
 ) -> PlanItem:
     record = store.get(job.name, job.spec_hash)
     if job.name in replace:
         return PlanItem(job, "submit", "--replace: generate again", record)
+    if record is not None and record.api != api:  # its task ids mean nothing to this API
+        why = f"recorded against {describe_api(record.api)}; this run uses {describe_api(api)}"
+        return PlanItem(job, "submit", why, record)
     if record is None:
         others = [r for r in store.for_job(job.name) if r.spec_hash != job.spec_hash]
         if others:

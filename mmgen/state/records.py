@@ -41,6 +41,7 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from mmgen.errors import (
     AmbiguousSubmitError,
@@ -58,6 +59,34 @@ STATES: tuple[State, ...] = ("submitting", "submitted", "success", "failed", "un
 
 JOURNAL = "records.jsonl"
 LOCK = ".lock"
+
+#: The API a record was made against (:attr:`Record.api`): MiniMax's default origin (also what
+#: records written before the field existed count as), or the mock ``run --mock`` starts.
+DEFAULT_API = "https://api.minimax.io"
+MOCK_API = "mock"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def api_identity(base_url: str) -> str:
+    """The API a base URL names, as records keep it: its origin (``scheme://host[:port]``,
+    lower case, no credentials, no default port, no path). Raises :class:`ValueError` for a
+    URL that is not ``http(s)://HOST``."""
+    parts = urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError("not an http(s)://HOST URL")
+    port = parts.port  # ValueError when out of range or not a number
+    host = parts.hostname  # lower case, brackets of an IPv6 address dropped
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
+
+
+def describe_api(api: str) -> str:
+    """An API identity for a message: ``the mock`` or the origin."""
+    return "the mock" if api == MOCK_API else api
 
 
 def utc_now() -> str:
@@ -104,6 +133,10 @@ class Record:
     #: :attr:`mmgen.jobfile.spec.JobSpec.source_hash` (the job before ``${ENV}`` and local images):
     #: tells "job file changed" from "an environment variable or image changed".
     source_hash: str | None = None
+    #: The API the record was made against: :func:`api_identity` of the base URL, or
+    #: :data:`MOCK_API`. A record of another API is never resumed nor skipped on (a mock's
+    #: task ids mean nothing to MiniMax). Older records, without it, count as the default.
+    api: str = DEFAULT_API
 
     @property
     def key(self) -> tuple[str, str]:
@@ -132,6 +165,8 @@ class Record:
         if missing:
             raise ValueError(f"missing {', '.join(sorted(missing))}")
         values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
+        if values.get("api", DEFAULT_API) is None:
+            del values["api"]  # null: made before records named their API
         for name, value in values.items():
             check = _FIELD_CHECKS.get(name)
             if check is not None and (value is not None or name in _REQUIRED):
@@ -206,6 +241,7 @@ _FIELD_CHECKS: dict[str, Callable[[Any], str | None]] = {
     "request": _object,
     "image": _text,
     "source_hash": _text,
+    "api": _text,
 }
 _REQUIRED = frozenset({"job", "spec", "spec_hash", "state", "updated_at"})
 #: What a record in each state cannot be without (the runner relies on it).
