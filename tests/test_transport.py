@@ -24,6 +24,7 @@ from mmgen.api.lanes import Lanes
 from mmgen.api.transport import AiohttpTransport, _httpx_errors, one_connection_client
 from mmgen.errors import AmbiguousSubmitError, ConnectFailedError, DownloadError, TransportError
 from tests.client_support import BODY, TLS
+from tests.fakes import mp4
 
 pytestmark = pytest.mark.anyio
 
@@ -171,7 +172,7 @@ async def test_a_signed_url_reaches_the_wire_byte_for_byte(serve) -> None:
 
 async def test_a_download_follows_a_redirect_and_never_carries_the_key(serve, tmp_path) -> None:
     """CDNs redirect; httpx follows (aiohttp is told not to), on the same kept-alive lane."""
-    video = b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 64
+    video = mp4(bytes(range(256)) * 64)  # a whole MP4: a download must be one to count
 
     async def cdn(server: RawServer, reader: Reader, writer: Writer) -> None:
         while True:
