@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -109,6 +110,23 @@ def format_option(choices: dict[str, str], default: str = "text") -> Callable[[A
         show_default=True,
         help="; ".join(f"{name}: {what}" for name, what in choices.items()) + ".",
     )
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds: NaN and infinity are refused (``float()`` takes both, and
+    no comparison refuses NaN), as are values out of range."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return number
+
+
+#: A TCP port (0: any free one).
+PORT = click.IntRange(0, 65535)
 
 
 class BaseUrl(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2

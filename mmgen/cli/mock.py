@@ -8,15 +8,15 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from mmgen.cli.app import Settings, handle_errors, main
+from mmgen.cli.app import PORT, BaseUrl, Seconds, Settings, handle_errors, main
 
 
 @main.command("mock")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free one).")
+@click.option("--port", type=PORT, default=8000, show_default=True, help="Port (0: any free one).")
 @click.option(
     "--cdn-port",
-    type=int,
+    type=PORT,
     default=0,
     show_default=True,
     help="Port of the download origin (MiniMax serves videos from another host; 0: any free).",
@@ -29,7 +29,7 @@ from mmgen.cli.app import Settings, handle_errors, main
 )
 @click.option(
     "--generation-seconds",
-    type=float,
+    type=Seconds(min=0),
     help="Seconds from create to Success/Fail (default 6; overrides the config file).",
 )
 @click.option("--seed", type=int, help="Seed that makes every injected fault reproducible.")
@@ -45,12 +45,12 @@ from mmgen.cli.app import Settings, handle_errors, main
     "--upstream",
     envvar="MINIMAX_BASE_URL",
     show_envvar=True,
-    metavar="URL",
+    type=BaseUrl(),
     help="The API --record proxies to.",
 )
 @click.option(
     "--public-url",
-    metavar="URL",
+    type=BaseUrl(),
     help="With --record: the base URL under which the upstream reaches this proxy for "
     "callbacks (a tunnel); default: the URL the client used.",
 )

@@ -20,7 +20,9 @@ from mmgen.cli.app import (
     PATHS_ARGUMENT,
     REPLACE_OPTION,
     RESUBMIT_OPTION,
+    BaseUrl,
     HostPort,
+    Seconds,
     Settings,
     console,
     format_option,
@@ -80,18 +82,18 @@ MOCK_API_KEY = "mmgen-mock-key"
 )
 @click.option(
     "--public-url",
-    metavar="URL",
+    type=BaseUrl(),
     help="Public base URL forwarding to --listen (a tunnel or public host) for callbacks.",
 )
 @click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(min=0, min_open=True),
     help="Seconds between status queries at first; it backs off to 60 s "
     "(default 10, or 1 with --mock).",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(min=0, min_open=True),
     default=1800.0,
     show_default=True,
     help="Seconds one job may take from submit to downloaded video; the next run resumes it.",

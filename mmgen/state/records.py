@@ -433,10 +433,11 @@ class RecordStore:
     def _append(self, records: list[Record]) -> None:
         if not self._writable:
             raise StateError("outcome records are not open for writing (no lock held)")
+        # encoded first: a record that cannot be (a non-UTF-8 name) never leaves an empty journal
+        data = "".join(_journal_line(record) for record in records).encode("utf-8")
         if self._fd is None:  # the first record of this out dir: create the journal
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             fsync_dir(self.out_dir)
-        data = "".join(_journal_line(record) for record in records).encode("utf-8")
         if self._cut_to is not None:  # an earlier failed append could not be cut back yet
             self._cut_back(self._fd, self._cut_to)
         good = os.fstat(self._fd).st_size
