@@ -23,7 +23,7 @@ from mmgen.run.outcomes import EventSink, RunResult
 from mmgen.run.runner import RunConfig, Runner
 from mmgen.state.planning import plan
 from mmgen.state.pricing import enforce_max_tasks
-from mmgen.state.records import Record, RecordError, RecordStore
+from mmgen.state.records import Record, RecordError, RecordStore, refuse_nested_out_dirs
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -150,6 +150,7 @@ async def execute(
     from mmgen.run.listener import CallbackListener
 
     with_listener = needs_listener(target, settings)
+    await asyncio.to_thread(refuse_nested_out_dirs, settings.config.out_dir)
     store = RecordStore(settings.config.out_dir)
     # SIGTERM (a CI pipeline being cancelled) stops the run like Ctrl-C: records stay durable.
     current = asyncio.current_task()

@@ -485,6 +485,28 @@ class RecordStore:
         self._cut_to = None  # the rewrite holds no fragment
 
 
+def refuse_nested_out_dirs(out_dir: Path) -> None:
+    """Refuse an out dir inside another out dir, or holding one (each found by its journal).
+
+    A run owns its whole out dir: it tidies what a killed run left there (``.part`` files of
+    unfinished downloads) and its lock covers only that folder, so a run on ``nest`` deleted
+    the downloads in progress of a concurrent run on ``nest/sub``. Raises :class:`StateError`.
+    """
+    here = Path(out_dir).resolve()
+    for parent in here.parents:
+        if (parent / JOURNAL).is_file():
+            raise StateError(
+                f"out dir {out_dir} is inside the out dir {parent} (it holds {JOURNAL})",
+                hint="use a folder outside it: out dirs must not contain each other",
+            )
+    for folder, _dirs, files in os.walk(here):
+        if JOURNAL in files and Path(folder) != here:
+            raise StateError(
+                f"out dir {out_dir} holds the out dir {folder} (it holds {JOURNAL})",
+                hint="use another folder: out dirs must not contain each other",
+            )
+
+
 def request_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
     """The request body as records keep it: each ``data:`` URL (a local image, possibly
     megabytes) replaced by ``sha256:<hex of its decoded bytes>``; small and diffable."""
