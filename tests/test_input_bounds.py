@@ -80,9 +80,9 @@ def test_a_bad_minimax_base_url_is_one_line(specs: Path) -> None:
         (["--port", "70000"], "70000 is not in the range 0<=x<=65535"),
         (["--port", "-1"], "--port"),
         (["--cdn-port", "65536"], "--cdn-port"),
-        (["--generation-seconds", "nan"], "not a finite number of seconds"),
-        (["--generation-seconds", "-1"], "--generation-seconds"),
-        (["--record", "rec.json", "--upstream", "http://[::1"], "Invalid IPv6 URL"),
+        (["--generation-seconds", "nan"], "generation_seconds: nan is not a finite number"),
+        (["--generation-seconds", "inf"], "generation_seconds: inf is not a finite number"),
+        (["--generation-seconds", "-1"], "generation_seconds: -1.0 must be at least 0"),
     ],
 )
 def test_mock_refuses_bad_values(args: list[str], needle: str) -> None:
@@ -133,3 +133,9 @@ def test_a_non_utf8_file_name_is_refused_before_the_journal(tmp_path: Path) -> N
         result.output
     )
     assert not out.exists()  # it left an empty journal, and `status` then exited 0
+
+
+def test_a_mock_config_file_with_nan_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "mock.yaml"
+    config.write_text("faults: {tasks: {fail_probability: .nan}}\n")
+    refused(["mock", "--config", str(config)], "fail_probability: nan is not a finite number")

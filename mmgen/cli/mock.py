@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from click.core import ParameterSource
 
-from mmgen.cli.app import PORT, BaseUrl, Seconds, Settings, handle_errors, main
+from mmgen.cli.app import PORT, Settings, handle_errors, main
 
 
 @main.command("mock")
@@ -29,7 +29,7 @@ from mmgen.cli.app import PORT, BaseUrl, Seconds, Settings, handle_errors, main
 )
 @click.option(
     "--generation-seconds",
-    type=Seconds(min=0),
+    type=float,
     help="Seconds from create to Success/Fail (default 6; overrides the config file).",
 )
 @click.option("--seed", type=int, help="Seed that makes every injected fault reproducible.")
@@ -45,12 +45,12 @@ from mmgen.cli.app import PORT, BaseUrl, Seconds, Settings, handle_errors, main
     "--upstream",
     envvar="MINIMAX_BASE_URL",
     show_envvar=True,
-    type=BaseUrl(),
+    metavar="URL",
     help="The API --record proxies to.",
 )
 @click.option(
     "--public-url",
-    type=BaseUrl(),
+    metavar="URL",
     help="With --record: the base URL under which the upstream reaches this proxy for "
     "callbacks (a tunnel); default: the URL the client used.",
 )
