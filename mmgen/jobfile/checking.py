@@ -157,8 +157,9 @@ class JobFileChecker:
         issues = list(expanded.issues)
         bad: set[DocPath] = set()
         for item in rules.job_problems(expanded.job, expanded.written):
-            where = expanded.locate(item.path)
-            issues.append(Issue(where, expanded.locate(item.field), item.message, item.at_key))
+            locate = expanded.locate_key if item.at_key else expanded.locate
+            where = locate(item.path)
+            issues.append(Issue(where, locate(item.field), item.message, item.at_key))
             bad.add(item.path)
             if item.unknown_key:
                 file.unknown.add(where)
