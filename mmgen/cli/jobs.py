@@ -62,27 +62,38 @@ def init_command(settings: Settings, directory: Path) -> None:
 @main.command("validate")
 @PATHS_ARGUMENT
 @format_option(PROBLEM_FORMATS)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat warnings (a camera command the model ignores, an old model name) as problems: "
+    "exit 2 when there is any.",
+)
 @click.pass_obj
 @handle_errors
-def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> None:
+def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
     """Check job files and folders (*.yaml, *.yml); report every problem, spend nothing.
 
-    Problems go to stdout, one per line (or the JSON list); the summary line goes to stdout
-    when all is valid and to stderr otherwise. Exit 0 when all is valid, 2 when not.
+    Problems go to stdout, one per line (or the JSON list, or GitHub annotations); warnings too
+    in every format (text: to stderr, unless --strict). The summary line goes to stdout when
+    all is valid and to stderr otherwise. Exit 0 when all is valid, 2 when not; warnings never
+    change the exit code unless --strict.
     """
     from mmgen.jobfile.spec import validate_paths
     from mmgen.report import render_problems, validation_summary
 
     result = validate_paths(list(paths))
+    failing = sorted(result.problems + result.warnings) if strict else result.problems
+    advice = [] if strict else result.warnings
+    summary = validation_summary(len(result.files), len(result.jobs), failing, len(advice))
     if fmt == "text" and settings.verbosity >= 0:
-        for warning in result.warnings:  # advice only: never changes the exit code
+        for warning in advice:  # advice only: never changes the exit code
             click.echo(str(warning), err=True)
-    summary = validation_summary(len(result.files), len(result.jobs), result.problems)
-    if fmt == "json" or result.problems:  # json: always the list, `[]` when all is valid
-        click.echo(render_problems(result.problems, fmt))
+    shown = failing if fmt == "text" else sorted(failing + advice)
+    if fmt == "json" or shown:  # json: always the list, `[]` when there is nothing to say
+        click.echo(render_problems(shown, fmt))
     elif settings.verbosity >= 0:
         click.echo(summary)
-    if result.problems:
+    if failing:
         if settings.verbosity >= 0:
             click.echo(f"mmgen: {summary}", err=True)
         sys.exit(EXIT_USAGE)

@@ -10,12 +10,12 @@ its jobs are still checked so that every problem is reported at once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mmgen.errors import Problem
-from mmgen.jobfile import images, rules
+from mmgen.jobfile import images, prompts, rules
 from mmgen.jobfile.expansion import Expanded, Issue, expand_job, merge_defaults
 from mmgen.jobfile.jobs import JobSpec, spec_hash
 from mmgen.jobfile.local_images import ImageChecker, image_slots
@@ -168,13 +168,48 @@ class JobFileChecker:
             shared = issue.path[: len(entry_path)] != entry_path or from_matrix
             job = label if issue.per_job and shared else None
             self.log.add(file.place(issue.path, issue.field, issue.message, issue.at_key), job)
-        for exp_path, message in rules.model_warnings(expanded.job):
-            where = expanded.locate(exp_path)
-            warning = file.place(where, where, f"warning: {message}")
+        warnings = [
+            file.place(expanded.locate(exp_path), expanded.locate(exp_path), message)
+            for exp_path, message in rules.model_warnings(expanded.job)
+        ]
+        if not bad & {("prompt",), ("model",)}:
+            prompt_problems = self._check_prompt(file, expanded)
+            for problem in prompt_problems:
+                if problem.severity == "warning":
+                    warnings.append(problem)
+                    continue
+                where = expanded.locate(("prompt",))
+                shared = where[: len(entry_path)] != entry_path or from_matrix
+                self.log.add(problem, label if shared else None)
+                issues.append(Issue(where, where, problem.message))
+        for warning in warnings:
+            warning = replace(warning, severity="warning")
             if warning not in self.warnings:
                 self.warnings.append(warning)
         if isinstance(name, str):
             self._add_candidate(file, entry_path, expanded, None if issues else local)
+
+    def _check_prompt(self, file: _File, expanded: Expanded) -> list[Problem]:
+        """Camera commands and invisible characters (:mod:`mmgen.jobfile.prompts`), each at
+        its character when the prompt is written as sent, else at the prompt; findings at the
+        same place are joined into one problem."""
+        prompt, model = expanded.job.get("prompt"), expanded.job.get("model")
+        if not isinstance(prompt, str) or not isinstance(model, str):
+            return []
+        where = expanded.locate(("prompt",))
+        written = expanded.written.get(("prompt",))
+        # camera commands are read in the text as written: ${VAR} values are never echoed
+        findings = prompts.camera_findings(written or prompt, model)
+        findings += prompts.invisible_characters(prompt)
+        grouped: dict[tuple[int, int, str], list[str]] = {}
+        for finding in sorted(findings, key=lambda f: f.offset):
+            pos = None if written else file.positions.char_at(where, prompt, finding.offset)
+            line, col = pos or file.positions.at(where)
+            grouped.setdefault((line, col, finding.severity), []).append(finding.message)
+        return [
+            Problem(file.name, line, col, dotted(where), "; ".join(messages), severity)
+            for (line, col, severity), messages in grouped.items()
+        ]
 
     def _resolve_images(
         self, expanded: Expanded, bad: set[DocPath], job_file: str, issues: list[Issue]

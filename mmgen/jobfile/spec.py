@@ -36,8 +36,9 @@ Expansion of each job, in this order:
 Every problem is a :class:`~mmgen.errors.Problem` located at the offending value in the YAML
 (for a missing key: at the mapping that lacks it; for an unknown key: at the key). A file with
 any problem contributes no valid job (its jobs are still all checked). Advice that does not
-make a job invalid (an old model name) is a warning: a Problem whose message starts with
-``warning:``. Nothing here prints or imports click.
+make a job invalid (an old model name, a camera command the model ignores) is a warning: a
+Problem whose ``severity`` is ``warning``. The prompt checks (camera commands, invisible
+characters) are :mod:`mmgen.jobfile.prompts`. Nothing here prints or imports click.
 
 This module is the public face; the rooms behind it are :mod:`mmgen.jobfile` (job files) and
 :mod:`mmgen.schemas` (documents with positions, schemas, messages).
@@ -78,8 +79,8 @@ class ValidationResult:
     jobs: list[JobSpec]
     problems: list[Problem]
     warnings: list[Problem] = field(default_factory=list)
-    """Advice that does not make a job invalid; each message starts with ``warning:``, so
-    ``str(warning)`` reads ``FILE:LINE:COL: FIELD: warning: ...``."""
+    """Advice that does not make a job invalid (``severity`` ``warning``), so ``str(warning)``
+    reads ``FILE:LINE:COL: FIELD: warning: ...``."""
 
     @property
     def ok(self) -> bool:
