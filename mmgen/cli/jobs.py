@@ -4,6 +4,7 @@ init."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -108,7 +109,7 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str, stri
     {
         "text": "a table",
         "json": "a list of objects",
-        "markdown": "a pull-request comment with the estimated cost",
+        "markdown": "a pull-request comment: cost, subject images, prompt diffs",
     }
 )
 @click.option(
@@ -120,7 +121,7 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str, stri
     "--prices",
     "prices_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML/JSON price table merged over mmgen's default (for --format markdown's estimate).",
+    help="YAML/JSON price table merged over mmgen's default (for the estimated cost).",
 )
 @handle_errors
 def plan_command(
@@ -132,20 +133,26 @@ def plan_command(
     detailed_exitcode: bool,
     prices_file: Path | None,
 ) -> None:
-    """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
+    """Show what `run` would do per job (submit, skip, resume, changed, unknown), with the
+    estimated cost and what changed; spends nothing.
+
+    In GitHub Actions the markdown comment shows repository images at the pull request's head
+    commit (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_EVENT_PATH)."""
     from mmgen.jobfile.spec import load_jobs
     from mmgen.report import render_plan
+    from mmgen.report.plans import RepoLinks
     from mmgen.state.planning import plan
     from mmgen.state.pricing import load_prices, plan_exit_code
     from mmgen.state.records import RecordStore
 
-    prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
+    prices = load_prices(prices_file) if fmt != "json" or prices_file else None
     jobs = load_jobs(list(paths))
     check_replace(replace, [job.name for job in jobs])
     items = plan(
         jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown
     )
-    show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown))
+    links = RepoLinks.from_github(os.environ, Path.cwd())
+    show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown, links=links))
     if detailed_exitcode:
         sys.exit(plan_exit_code(items))
 

@@ -6,15 +6,18 @@ body is recorded in (``Record.request``): the body as sent, each data-URL image 
 shows up. :func:`diff_requests` compares two snapshots field by field (dotted paths, as
 ``mmgen validate`` names fields); ``plan --format markdown`` shows the result for every
 ``changed`` job, comparing the last record's ``request`` with ``request_snapshot(job.body)``.
+:func:`word_diff` compares two prompts word by word (the plan comment, text plan, gallery).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from difflib import SequenceMatcher
+from typing import Any, Final, Literal
 from urllib.parse import unquote_to_bytes
 
 from mmgen.state.records import request_snapshot
@@ -27,6 +30,7 @@ __all__ = [
     "diff_requests",
     "flatten",
     "request_snapshot",
+    "word_diff",
 ]
 
 #: Fields a run adds to the body it sends when the job file does not set them: they are not a
@@ -105,3 +109,36 @@ def diff_requests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[FieldC
         FieldChange(path, value, MISSING) for path, value in before.items() if path not in after
     ]
     return changes
+
+
+WordOp = Literal["same", "removed", "added"]
+
+
+def word_diff(old: str, new: str) -> list[tuple[WordOp, str]]:
+    """``old`` -> ``new`` word by word: runs of ``(op, text)`` whose texts, without the
+    ``removed`` ones, make ``new`` (and without the ``added`` ones, ``old``). Whitespace
+    belongs to the word before it, so a changed word is one run."""
+    before, after = _words(old), _words(new)
+    runs: list[tuple[WordOp, str]] = []
+
+    def add(op: WordOp, words: list[str]) -> None:
+        text = "".join(words)
+        if not text:
+            return
+        if runs and runs[-1][0] == op:
+            runs[-1] = (op, runs[-1][1] + text)
+        else:
+            runs.append((op, text))
+
+    matcher = SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            add("same", after[j1:j2])
+        else:
+            add("removed", before[i1:i2])
+            add("added", after[j1:j2])
+    return runs
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\s*\S+\s*|\s+", text)
