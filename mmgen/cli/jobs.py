@@ -178,7 +178,8 @@ def check_replace(replace: tuple[str, ...], names: list[str]) -> None:
 @handle_errors
 def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
     """Show the outcome records of an out dir: the current version of each job (--all: every
-    version). Exit 2 when the out dir has no records."""
+    version, the current one marked; JSON: `current: true`). Exit 2 when the out dir has no
+    records."""
     from mmgen.report import render_records
     from mmgen.state.records import JOURNAL, RecordStore
 
@@ -189,4 +190,6 @@ def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
         )
     store = RecordStore(out_dir)
     every = show_all or fmt == "html"  # the gallery shows each job's version history
-    show(render_records(store.records() if every else store.current(), fmt))
+    current = store.current()
+    chosen = {record.key for record in current}
+    show(render_records(store.records() if every else current, fmt, current=chosen))
