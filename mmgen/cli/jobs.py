@@ -60,9 +60,19 @@ def init_command(settings: Settings, directory: Path) -> None:
         )
 
 
+MODELS_OPTION = click.option(
+    "--models",
+    "models_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Project file declaring models mmgen does not know yet (default: the mmgen.yaml next "
+    "to the job files or in a parent folder).",
+)
+
+
 @main.command("validate")
 @PATHS_ARGUMENT
 @format_option(PROBLEM_FORMATS)
+@MODELS_OPTION
 @click.option(
     "--strict",
     is_flag=True,
@@ -71,7 +81,9 @@ def init_command(settings: Settings, directory: Path) -> None:
 )
 @click.pass_obj
 @handle_errors
-def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str, strict: bool) -> None:
+def validate_command(
+    settings: Settings, paths: tuple[Path, ...], fmt: str, models_file: Path | None, strict: bool
+) -> None:
     """Check job files and folders (*.yaml, *.yml); report every problem, spend nothing.
 
     Problems go to stdout, one per line (or the JSON list, or GitHub annotations); warnings too
@@ -82,7 +94,7 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str, stri
     from mmgen.jobfile.spec import validate_paths
     from mmgen.report import render_problems, validation_summary
 
-    result = validate_paths(list(paths))
+    result = validate_paths(list(paths), models=models_file)
     failing = sorted(result.problems + result.warnings) if strict else result.problems
     advice = [] if strict else result.warnings
     summary = validation_summary(len(result.files), len(result.jobs), failing, len(advice))
@@ -123,6 +135,7 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str, stri
     type=click.Path(dir_okay=False, path_type=Path),
     help="YAML/JSON price table merged over mmgen's default (for the estimated cost).",
 )
+@MODELS_OPTION
 @handle_errors
 def plan_command(
     paths: tuple[Path, ...],
@@ -132,6 +145,7 @@ def plan_command(
     fmt: str,
     detailed_exitcode: bool,
     prices_file: Path | None,
+    models_file: Path | None,
 ) -> None:
     """Show what `run` would do per job (submit, skip, resume, changed, unknown), with the
     estimated cost and what changed; spends nothing.
@@ -146,7 +160,7 @@ def plan_command(
     from mmgen.state.records import RecordStore
 
     prices = load_prices(prices_file) if fmt != "json" or prices_file else None
-    jobs = load_jobs(list(paths))
+    jobs = load_jobs(list(paths), models=models_file)
     check_replace(replace, [job.name for job in jobs])
     items = plan(
         jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown

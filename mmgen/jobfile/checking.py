@@ -20,6 +20,7 @@ from mmgen.jobfile.expansion import Expanded, Issue, expand_job, merge_defaults
 from mmgen.jobfile.jobs import JobSpec, spec_hash
 from mmgen.jobfile.local_images import ImageChecker, image_slots
 from mmgen.jobfile.matrix import TooManyJobs, combinations
+from mmgen.jobfile.models import PROJECT_FILE, ModelCatalog
 from mmgen.jobfile.problems import ProblemLog
 from mmgen.jobfile.uniqueness import Candidate, clashes
 from mmgen.schemas.documents import DocPath, DocumentKind, Positions, dotted, load_document
@@ -60,6 +61,8 @@ class JobFileChecker:
     warnings: list[Problem] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     images: ImageChecker = field(default_factory=ImageChecker)
+    models: ModelCatalog = field(default_factory=ModelCatalog)
+    """Models the project declares (:mod:`mmgen.jobfile.models`)."""
 
     def find_files(self, paths: Sequence[str | Path]) -> list[str]:
         """The job files under ``paths`` (folders searched, hidden parts skipped), once each."""
@@ -111,7 +114,7 @@ class JobFileChecker:
         """The whole file against the root of job.json (as editors see it); returns the
         problems of values (not of unknown keys), which a job may make moot."""
         added = []
-        for item in rules.file_problems(file.data):
+        for item in rules.file_problems(file.data, self.models):
             file.shape_broken.append(item.path)
             problem = file.place(item.path, item.field, item.message, item.at_key)
             self.log.add(problem)
@@ -156,7 +159,7 @@ class JobFileChecker:
         label = name if isinstance(name, str) else f"#{entry_path[-1] if entry_path else 0}"
         issues = list(expanded.issues)
         bad: set[DocPath] = set()
-        for item in rules.job_problems(expanded.job, expanded.written):
+        for item in rules.job_problems(expanded.job, expanded.written, self.models):
             locate = expanded.locate_key if item.at_key else expanded.locate
             where = locate(item.path)
             issues.append(Issue(where, locate(item.field), item.message, item.at_key))
@@ -199,7 +202,9 @@ class JobFileChecker:
         where = expanded.locate(("prompt",))
         written = expanded.written.get(("prompt",))
         # camera commands are read in the text as written: ${VAR} values are never echoed
-        findings = prompts.camera_findings(written or prompt, model)
+        own = self.models.get(model)
+        camera = own.camera_commands if own is not None else None
+        findings = prompts.camera_findings(written or prompt, model, camera=camera)
         findings += prompts.invisible_characters(prompt)
         grouped: dict[tuple[int, int, str], list[str]] = {}
         for finding in sorted(findings, key=lambda f: f.offset):
@@ -270,6 +275,7 @@ def _job_files_in(folder: Path) -> list[Path]:
         p
         for p in folder.rglob("*")
         if p.suffix.lower() in SPEC_SUFFIXES
+        and p.name != PROJECT_FILE
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )

@@ -55,6 +55,7 @@ from mmgen.errors import Problem, SpecError
 from mmgen.jobfile.checking import SPEC_SUFFIXES, JobFileChecker
 from mmgen.jobfile.jobs import JobSpec, spec_hash
 from mmgen.jobfile.matrix import MAX_MATRIX_JOBS
+from mmgen.jobfile.models import find_project_file, load_models
 from mmgen.schemas.documents import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_NODES
 
 __all__ = [
@@ -88,13 +89,23 @@ class ValidationResult:
 
 
 def validate_paths(
-    paths: Sequence[str | Path], *, env: Mapping[str, str] | None = None
+    paths: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    models: str | Path | None = None,
 ) -> ValidationResult:
     """Find the job files under ``paths``, check them all and expand their jobs.
 
+    ``models`` is the project file declaring models mmgen does not know (default: the
+    ``mmgen.yaml`` found next to the job files, :func:`~mmgen.jobfile.models.find_project_file`).
     Never raises for bad input: every problem is returned in the result.
     """
     checker = JobFileChecker(os.environ if env is None else env)
+    project = models if models is not None else find_project_file(paths)
+    if project is not None:
+        checker.models, problems = load_models(project)
+        for problem in problems:
+            checker.log.add(problem)
     files = checker.find_files(paths)
     for file in files:
         checker.check_file(file)
@@ -108,10 +119,13 @@ def validate_paths(
 
 
 def load_jobs(
-    paths: Sequence[str | Path], *, env: Mapping[str, str] | None = None
+    paths: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    models: str | Path | None = None,
 ) -> list[JobSpec]:
     """The valid jobs under ``paths``; raise :class:`SpecError` listing every problem if any."""
-    result = validate_paths(paths, env=env)
+    result = validate_paths(paths, env=env, models=models)
     if result.problems:
         raise SpecError(result.problems)
     return result.jobs

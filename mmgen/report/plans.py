@@ -127,6 +127,8 @@ def _price_cell(item: PlanItem, creating: set[str], cost: Estimate) -> str:
 def _cost_line(cost: Estimate) -> str:
     if not cost.tasks:
         return "No new task: no cost."
+    if len(cost.unpriced) == cost.tasks:
+        return f"{plural(cost.tasks, 'new task')}: no price known (give one with --prices FILE)."
     approx = "at least " if cost.unpriced else ""
     total = money(cost.total, cost.currency)
     return (
