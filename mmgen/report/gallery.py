@@ -27,8 +27,9 @@ from urllib.parse import quote
 
 from PIL import Image, UnidentifiedImageError
 
+from mmgen.dataurl import data_url_bytes
 from mmgen.report.units import plural, size
-from mmgen.state.changes import data_url_bytes, flatten, word_diff
+from mmgen.state.changes import flatten, word_diff
 from mmgen.state.records import STATES, Record
 
 #: Longest edge of a subject-image thumbnail, in pixels.

@@ -11,14 +11,11 @@ shows up. :func:`diff_requests` compares two snapshots field by field (dotted pa
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from difflib import SequenceMatcher
 from typing import Any, Final, Literal
-from urllib.parse import unquote_to_bytes
 
 from mmgen.state.records import request_snapshot
 
@@ -26,7 +23,6 @@ __all__ = [
     "MISSING",
     "RUN_ADDED_FIELDS",
     "FieldChange",
-    "data_url_bytes",
     "diff_requests",
     "flatten",
     "request_snapshot",
@@ -46,21 +42,6 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
-
-
-def data_url_bytes(url: str) -> bytes | None:
-    """The bytes a ``data:`` URL carries (base64 or percent-encoded); None for other strings."""
-    if url[:5].lower() != "data:":
-        return None
-    header, sep, payload = url[5:].partition(",")
-    if not sep:
-        return None
-    if header.lower().endswith(";base64"):
-        try:
-            return base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            return payload.encode("utf-8", "surrogateescape")
-    return unquote_to_bytes(payload)
 
 
 @dataclass(frozen=True)
