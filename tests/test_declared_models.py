@@ -120,3 +120,14 @@ async def test_run_submits_a_declared_model_job(tmp_path: Path) -> None:
     [body] = client.created
     assert body["model"] == "MiniMax-Hailuo-3" and body["audio"] is True
     assert RecordStore(tmp_path).get("sound", jobs[0].spec_hash).state == "success"
+
+
+def test_a_project_file_given_as_a_path_is_checked_not_read_as_jobs(tmp_path: Path) -> None:
+    project = tmp_path / "specs" / "mmgen.yaml"
+    project.parent.mkdir()
+    project.write_text("models:\n  X:\n    feilds: {}\n")
+    code, out, _ = run("validate", str(project))  # as pre-commit passes a changed file
+    assert code == 2
+    assert out == f"{project}:3:5: models.X.feilds: unknown key; did you mean 'fields'?\n"
+    code, out, _ = run("validate", str(PROJECT / "mmgen.yaml"))
+    assert (code, out) == (0, "0 files, 0 jobs: ok\n")

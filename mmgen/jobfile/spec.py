@@ -55,7 +55,7 @@ from mmgen.errors import Problem, SpecError
 from mmgen.jobfile.checking import SPEC_SUFFIXES, JobFileChecker
 from mmgen.jobfile.jobs import JobSpec, spec_hash
 from mmgen.jobfile.matrix import MAX_MATRIX_JOBS
-from mmgen.jobfile.models import find_project_file, load_models
+from mmgen.jobfile.models import PROJECT_FILE, find_project_file, load_models
 from mmgen.schemas.documents import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_NODES
 
 __all__ = [
@@ -96,12 +96,15 @@ def validate_paths(
 ) -> ValidationResult:
     """Find the job files under ``paths``, check them all and expand their jobs.
 
-    ``models`` is the project file declaring models mmgen does not know (default: the
-    ``mmgen.yaml`` found next to the job files, :func:`~mmgen.jobfile.models.find_project_file`).
+    ``models`` is the project file declaring models mmgen does not know (default: an
+    ``mmgen.yaml`` among ``paths``, else the one found next to the job files,
+    :func:`~mmgen.jobfile.models.find_project_file`).
     Never raises for bad input: every problem is returned in the result.
     """
     checker = JobFileChecker(os.environ if env is None else env)
-    project = models if models is not None else find_project_file(paths)
+    given = [Path(p) for p in paths if Path(p).name == PROJECT_FILE and Path(p).is_file()]
+    paths = [p for p in paths if Path(p) not in given]  # a project file is never a job file
+    project = models if models is not None else given[0] if given else find_project_file(paths)
     if project is not None:
         checker.models, problems = load_models(project)
         for problem in problems:
