@@ -145,6 +145,8 @@ def _unknown(command: str) -> str:
 
 def invisible_characters(prompt: str) -> list[Finding]:
     """An error per invisible or control character in ``prompt``."""
+    if prompt.isprintable() and _FILLERS.isdisjoint(prompt):  # no Cc, Cf, Zl, Zp: the usual
+        return []
     found: list[Finding] = []
     for offset, char in enumerate(prompt):
         if not _invisible(prompt, offset, char):
