@@ -175,22 +175,23 @@ class JobFileChecker:
             file.place(expanded.locate(exp_path), expanded.locate(exp_path), message)
             for exp_path, message in rules.model_warnings(expanded.job)
         ]
+        prompt_errors = False
         if not bad & {("prompt",), ("model",)}:
-            prompt_problems = self._check_prompt(file, expanded)
-            for problem in prompt_problems:
+            for problem in self._check_prompt(file, expanded):
                 if problem.severity == "warning":
                     warnings.append(problem)
                     continue
                 where = expanded.locate(("prompt",))
                 shared = where[: len(entry_path)] != entry_path or from_matrix
                 self.log.add(problem, label if shared else None)
-                issues.append(Issue(where, where, problem.message))
+                prompt_errors = True
         for warning in warnings:
             warning = replace(warning, severity="warning")
             if warning not in self.warnings:
                 self.warnings.append(warning)
         if isinstance(name, str):
-            self._add_candidate(file, entry_path, expanded, None if issues else local)
+            valid = not issues and not prompt_errors
+            self._add_candidate(file, entry_path, expanded, local if valid else None)
 
     def _check_prompt(self, file: _File, expanded: Expanded) -> list[Problem]:
         """Camera commands and invisible characters (:mod:`mmgen.jobfile.prompts`), each at
@@ -200,15 +201,18 @@ class JobFileChecker:
         if not isinstance(prompt, str) or not isinstance(model, str):
             return []
         where = expanded.locate(("prompt",))
-        written = expanded.written.get(("prompt",))
-        # camera commands are read in the text as written: ${VAR} values are never echoed
+        interpolated = ("prompt",) in expanded.written
+        # camera commands are read with the matrix applied but ${VAR} as written: the value of
+        # an environment variable (a secret?) is never echoed
+        source = expanded.source.get("prompt")
+        text = source if interpolated and isinstance(source, str) else prompt
         own = self.models.get(model)
         camera = own.camera_commands if own is not None else None
-        findings = prompts.camera_findings(written or prompt, model, camera=camera)
+        findings = prompts.camera_findings(text, model, camera=camera)
         findings += prompts.invisible_characters(prompt)
         grouped: dict[tuple[int, int, str], list[str]] = {}
         for finding in sorted(findings, key=lambda f: f.offset):
-            pos = None if written else file.positions.char_at(where, prompt, finding.offset)
+            pos = None if interpolated else file.positions.char_at(where, prompt, finding.offset)
             line, col = pos or file.positions.at(where)
             grouped.setdefault((line, col, finding.severity), []).append(finding.message)
         return [
