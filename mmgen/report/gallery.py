@@ -302,14 +302,20 @@ def _setting_html(value: str) -> str:
 
 
 def _version_html(
-    record: Record, prompt_html: str, settings: dict[str, str], other: dict[str, str], now: bool
+    record: Record,
+    prompt_html: str,
+    settings: dict[str, str],
+    other: dict[str, str],
+    now: bool,
+    subject_html: str,
 ) -> str:
     badge = (
         '<span class="badge">current</span>' if now else '<span class="badge old">replaced</span>'
     )
     stamp = record.finished_at or record.updated_at
     changed = ' class="changed"'
-    rows = "".join(
+    rows = f"<dt>subject</dt><dd>{subject_html}</dd>"
+    rows += "".join(
         f"<dt>{_e(key)}</dt><dd{changed if other.get(key) != value else ''}>"
         f"{_setting_html(value)}</dd>"
         for key, value in settings.items()
@@ -329,7 +335,7 @@ def _version_html(
     )
 
 
-def _compare(current: Record, old: Record, prompt: str | None) -> str:
+def _compare(current: Record, old: Record, prompt: str | None, thumbs: _Thumbnails) -> str:
     """The current version beside the one it replaced: prompts as a word diff, settings."""
     old_prompt = (old.request or {}).get("prompt")
     old_prompt = old_prompt if isinstance(old_prompt, str) else ""
@@ -342,11 +348,13 @@ def _compare(current: Record, old: Record, prompt: str | None) -> str:
         _e(t) if op == "same" else f"<del>{_e(t)}</del>" for op, t in runs if op != "added"
     )
     new_settings, old_settings = _settings(current), _settings(old)
+    before = _version_html(old, old_html, old_settings, new_settings, False, thumbs.html(old.image))
+    after = _version_html(
+        current, new_html, new_settings, old_settings, True, thumbs.html(current.image)
+    )
     return (
         f'<details class="compare"><summary>compare with the version it replaced '
-        f'(<code>{_e(_hash8(old))}</code>)</summary><div class="pair">'
-        f"{_version_html(old, old_html, old_settings, new_settings, False)}"
-        f"{_version_html(current, new_html, new_settings, old_settings, True)}"
+        f'(<code>{_e(_hash8(old))}</code>)</summary><div class="pair">{before}{after}'
         "</div></details>"
     )
 
@@ -384,7 +392,7 @@ def _card(
         f'<div class="subject">{thumbs.html(current.image)}{prompt_html}</div>'
         f"{error}"
         f'<p class="meta">{"".join(meta)}</p>'
-        f"{_compare(current, old, prompt) if old is not None else ''}"
+        f"{_compare(current, old, prompt, thumbs) if old is not None else ''}"
         f"{_history(versions, current)}</div></article>"
     )
 
