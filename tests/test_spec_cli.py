@@ -204,3 +204,13 @@ def test_prompt_errors_are_located_at_the_character(tmp_path: Path) -> None:
         f"::error file={file},line=3,col=27,title=prompt::[Pan lef]: unknown camera command "
         "'Pan lef'; did you mean 'Pan left'?",
     ]
+
+
+def test_a_typo_in_a_matrix_job_is_one_annotation() -> None:
+    case = NEGATIVE / "matrix-typo-key.yaml"
+    code, out, _ = run("validate", "--format", "github", str(case))
+    assert code == 2
+    assert out.splitlines() == [
+        f"::error file={case},line=5,col=5,title=jobs.0.promt::unknown key; did you mean "
+        "'prompt'? (in jobs teaser-0, teaser-1)"
+    ]
