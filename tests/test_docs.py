@@ -11,7 +11,8 @@ import pytest
 from mmgen.cli import main
 from mmgen.schemas import JOB_SCHEMA, REQUEST_SCHEMA, load_schema
 
-README = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+README_PATH = Path(__file__).resolve().parent.parent / "README.md"
+README = README_PATH.read_text()
 COMMANDS = sorted(main.commands)
 
 
@@ -60,3 +61,21 @@ def test_status_fields_match_the_records() -> None:
 
     for field in Record.__dataclass_fields__:
         assert f"`{field}`" in README, field
+
+
+def _code_block_after(marker: str) -> list[str]:
+    """The lines of README's first ```sh block after ``marker``."""
+    rest = README.split(marker, 1)[1]
+    block = rest.split("```sh\n", 1)[1].split("```", 1)[0]
+    return block.strip().splitlines()
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    (command,) = _code_block_after("Test command (what CI runs")
+    ci = (README_PATH.parent / ".ci" / "run").read_text().splitlines()
+    assert ci[-1] == command  # .ci/run ends with it, verbatim
+    assert "README.md's test command" in "\n".join(ci[-4:])
+    setup, tests = _code_block_after("## Quick start")
+    assert tests == command
+    for line in (setup, tests):  # PEP 668: nothing goes into the system Python
+        assert line.startswith("python3 -m venv .venv && .venv/bin/pip install "), line

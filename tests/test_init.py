@@ -94,7 +94,8 @@ def test_workflow_has_the_jobs_it_claims(project: Path) -> None:
     workflow = yaml.safe_load((project / ".github/workflows/mmgen.yml").read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads `on` as true
     assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
-    assert workflow["env"]["MMGEN_INSTALL"] == f"mmgen=={__version__}"
+    # the exact version, by the distribution's name: PyPI's `mmgen` is OpenMMLab's MMGeneration
+    assert workflow["env"]["MMGEN_INSTALL"] == f"mmgen-minimax=={__version__}"
     jobs = workflow["jobs"]
     assert set(jobs) == {"validate", "plan", "run"}
 

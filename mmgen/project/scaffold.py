@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mmgen import __version__
+from mmgen import DISTRIBUTION, __version__
 from mmgen.errors import UsageError
 from mmgen.schemas import bundled_schema
 
@@ -28,6 +28,9 @@ PACKAGED_IMAGE = ("_scaffold", "face.png")
 
 SCHEMA_FILE = "job.schema.json"
 WORKFLOW_FILE = ".github/workflows/mmgen.yml"
+#: What the CI workflow installs: this very version, by its distribution name (the index's
+#: ``mmgen`` is another project).
+REQUIREMENT = f"{DISTRIBUTION}=={__version__}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +59,7 @@ def scaffold_files() -> list[ScaffoldFile]:
     """Every file of a new project, in the order they are written."""
     schema = json.dumps(bundled_schema(), indent=2, ensure_ascii=False) + "\n"
     settings = {"yaml.schemas": {f"./{SCHEMA_FILE}": ["specs/**/*.yaml", "specs/**/*.yml"]}}
-    workflow = _template("mmgen.yml").decode("utf-8").replace("@MMGEN_VERSION@", __version__)
+    workflow = _template("mmgen.yml").decode("utf-8").replace("@MMGEN_REQUIREMENT@", REQUIREMENT)
     return [
         ScaffoldFile("specs/example.yaml", _template("example.yaml"), "an example job"),
         ScaffoldFile("specs/images/face.png", example_image(), "its local subject image"),
