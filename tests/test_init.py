@@ -73,6 +73,33 @@ def test_scaffold_validates_and_runs_on_the_mock(project: Path, tmp_path: Path) 
     assert (out / "index.html").is_file()
 
 
+def test_a_rehearsal_keeps_its_state_apart_and_out_of_git(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init -> run --mock -> commit: the commit carries no mock records (they would make the
+    first real run resume tasks MiniMax never had); the run's last line says where to look."""
+    monkeypatch.chdir(project)
+    fast = project.parent / "fast-mock.yaml"
+    fast.write_text("generation_seconds: 0\n")
+    code, _, err = run("run", "--mock", "--mock-config", str(fast), "specs")
+    assert code == 0, err
+    assert err.splitlines()[-1] == (
+        "mmgen: videos and records in mmgen-mock-out/, gallery mmgen-mock-out/index.html"
+    )
+    assert RecordStore(Path("mmgen-mock-out")).current()[0].state == "success"
+    assert not Path("mmgen-out/records.jsonl").exists()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    staged = subprocess.run(
+        ["git", "diff", "--cached", "--name-only"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not [name for name in staged if "mock" in name], staged
+    # an explicit --out still wins
+    code, _, err = run("-q", "run", "--mock", "--mock-config", str(fast), "specs", "--out", "else")
+    assert code == 0 and RecordStore(Path("else")).current()[0].state == "success"
+
+
 def test_scaffold_plan_comment_prices_the_example(project: Path, tmp_path: Path) -> None:
     code, md, _ = run(
         "plan", str(project / "specs"), "--out", str(tmp_path / "o"), "--format", "markdown"
