@@ -46,6 +46,7 @@ def test_wheel_ships_data_files(wheel: Path) -> None:
         "mmgen/scaffold_files/example.yaml",
         "mmgen/scaffold_files/pre-commit-config.yaml",
         "mmgen/scaffold_files/out-gitignore",
+        "mmgen/scaffold_files/out-gitattributes",
         "mmgen/report/gallery.py",
     ):
         assert name in names, name

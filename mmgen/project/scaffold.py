@@ -84,6 +84,11 @@ def scaffold_files() -> list[ScaffoldFile]:
             _template("out-gitignore"),
             "keep the outcome records in git, not the videos",
         ),
+        ScaffoldFile(
+            "mmgen-out/.gitattributes",
+            _template("out-gitattributes"),
+            "records from two commits merge line by line, never in conflict",
+        ),
     ]
 
 
