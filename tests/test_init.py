@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,7 +43,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def project(tmp_path: Path) -> Path:
     code, out, err = run("init", str(tmp_path / "project"))
     assert code == 0, err
-    assert [line.split()[0] for line in out.splitlines()[:-1]] == [
+    assert [line.split()[0] for line in out.splitlines()[: len(EXPECTED)]] == [
         str(tmp_path / "project" / name) for name in EXPECTED
     ]
     return tmp_path / "project"
@@ -87,7 +88,10 @@ def test_a_rehearsal_keeps_its_state_apart_and_out_of_git(
     assert err.splitlines()[-1] == (
         "mmgen: videos and records in mmgen-mock-out/, gallery mmgen-mock-out/index.html"
     )
-    assert RecordStore(Path("mmgen-mock-out")).current()[0].state == "success"
+    (record,) = RecordStore(Path("mmgen-mock-out")).current()
+    assert record.state == "success"
+    video = Path("mmgen-mock-out", str(record.video))
+    assert video.stat().st_mode & 0o777 == 0o644  # like index.html: a served gallery plays it
     assert not Path("mmgen-out/records.jsonl").exists()
     git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
     subprocess.run([*git, "init", "-q"], check=True)
@@ -170,6 +174,44 @@ def test_pre_commit_config_runs_mmgen_validate(project: Path) -> None:
         [*pre_commit, "run", "--all-files"], cwd=project, env=env, capture_output=True, text=True
     )
     assert ran.returncode == 1 and "specs/example.yaml:3:1: promt" in ran.stdout
+    # the same job name in two files is found only when one process sees both: pre-commit
+    # splits the files across processes (4 at least per process, one process per CPU) unless
+    # the hook has require_serial; here a.yaml and e.yaml land in different processes
+    example = project / "specs/example.yaml"
+    example.write_text(scaffold_files()[0].content.decode())
+    for name in ("a", "b", "c", "d", "e"):
+        job = "a" if name == "e" else name
+        text = example.read_text().replace("name: example", f"name: {job}")
+        (project / f"specs/{name}.yaml").write_text(text)
+    subprocess.run([*git, "add", "."], cwd=project, check=True)
+    ran = subprocess.run(
+        [*pre_commit, "run", "--all-files"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 1, ran.stdout
+    assert re.search(r"specs/[ae]\.yaml:\d+:\d+: .*\ba\b", ran.stdout), ran.stdout
+
+
+def test_init_prints_the_real_next_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("init", "my videos")
+    assert code == 0
+    assert out.splitlines()[len(EXPECTED) :] == [
+        "Next:",
+        "  cd 'my videos'",
+        "  mmgen validate specs/ && mmgen run --mock specs/  # offline: mmgen-mock-out/",
+        '  git init && git add . && git commit -m "mmgen project"',
+        "  then add the repository secret MINIMAX_API_KEY (GitHub: Settings > Secrets)",
+    ]
+    # here, in a repository already: no `cd .`, no `git init`
+    (tmp_path / "repo").mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path / "repo", check=True)
+    monkeypatch.chdir(tmp_path / "repo")
+    code, out, _ = run("init")
+    assert code == 0
+    assert out.splitlines()[len(EXPECTED) + 1 : -1] == [
+        "  mmgen validate specs/ && mmgen run --mock specs/  # offline: mmgen-mock-out/",
+        '  git add . && git commit -m "mmgen project"',
+    ]
 
 
 def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:

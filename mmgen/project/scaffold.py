@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -131,3 +132,19 @@ def write_scaffold(target: Path) -> list[ScaffoldFile]:
             f"{err.filename} appeared while `mmgen init` was writing; nothing was kept"
         ) from err
     return files
+
+
+def in_git_repository(folder: Path) -> bool:
+    """Whether ``folder`` (or the nearest existing parent) is inside a git work tree."""
+    folder = folder.resolve()
+    return any((parent / ".git").exists() for parent in (folder, *folder.parents))
+
+
+def next_steps(target: Path) -> list[str]:
+    """The shell commands a new project's author runs next, in order: rehearse on the mock
+    (offline), commit (``git init`` first when ``target`` is not in a repository)."""
+    steps = [] if target.resolve() == Path.cwd().resolve() else [f"cd {shlex.quote(str(target))}"]
+    steps.append("mmgen validate specs/ && mmgen run --mock specs/  # offline: mmgen-mock-out/")
+    commit = 'git add . && git commit -m "mmgen project"'
+    steps.append(commit if in_git_repository(target) else f"git init && {commit}")
+    return steps
