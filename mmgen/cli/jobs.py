@@ -167,7 +167,8 @@ def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
     if not (out_dir / JOURNAL).is_file():
         raise UsageError(
             f"no outcome records in {out_dir}",
-            hint="give the --out of an earlier `mmgen run` (default mmgen-out)",
+            hint="give the --out of an earlier `mmgen run` (default mmgen-out; "
+            "with --mock, mmgen-mock-out)",
         )
     store = RecordStore(out_dir)
     every = show_all or fmt == "html"  # the gallery shows each job's version history
