@@ -1,8 +1,10 @@
 """``mmgen init``: the files of a new mmgen project.
 
 A working project as created: an example job with a local image (``specs/``), the CI workflow
-(validate on pull requests, the plan as a PR comment, run on main, keep the records), a
-pre-commit config, the job schema for editors and the editor setting that maps it. The
+(validate on pull requests, the plan as a PR comment, run on main from the branch head's
+records, one run at a time, commit the records back), a pre-commit config, the job schema for
+editors and the editor setting that maps it, and the out dir's git settings (records kept, videos
+ignored, the journal merged line by line). :func:`next_steps` is what to do after. The
 templates live in ``mmgen/scaffold_files/``; the example image is ``specs/images/face.png`` of
 mmgen's repository (shipped in the wheel as ``mmgen/_scaffold/face.png``, see pyproject.toml).
 
