@@ -3,8 +3,9 @@
 Parsed and checked (every `mmgen` command line against the CLI, every script through
 `bash -n`, the API key given to one step only), then played: the run job's shell steps run in
 order, as GitHub would, in clones of a local bare git remote, against the mock on loopback.
-Two queued runs (the second checked out at its own trigger commit, older than the first run's
-records commit) pay for each job once, and a records commit that meets a newer journal on the
+After a rehearsal on the mock and a commit, as README goes, two queued runs (the second
+checked out at its own trigger commit, older than the first run's records commit) against a
+fresh API pay for each job once, and a records commit that meets a newer journal on the
 remote merges instead of conflicting.
 """
 
@@ -190,9 +191,15 @@ def push_a_job(dev: Path, name: str) -> str:
 
 @pytest.mark.minimax_mock(generation_seconds=0)
 @pytest.mark.timeout(180)
-def test_two_queued_runs_pay_for_each_job_once(
+def test_rehearsal_then_two_queued_runs_pay_for_each_job_once(
     project: Path, tmp_path: Path, minimax_mock: Any
 ) -> None:
+    # README's path: init, rehearse on the mock (its own mock: another API), then commit
+    fast = tmp_path / "fast-mock.yaml"
+    fast.write_text("generation_seconds: 0\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MINIMAX_")}
+    rehearse = [sys.executable, "-m", "mmgen", "-q", "run", "--mock", "--mock-config", str(fast)]
+    subprocess.run([*rehearse, "specs/"], cwd=project, env=env, check=True, timeout=120)
     remote = tmp_path / "remote.git"
     subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
     git(project, "init", "-q", "-b", "main")
@@ -200,6 +207,7 @@ def test_two_queued_runs_pay_for_each_job_once(
     git(project, "add", ".")
     git(project, "commit", "-q", "-m", "mmgen project")
     git(project, "push", "-q", "origin", "main")
+    assert "mock" not in git(project, "ls-files")  # no rehearsal state went into the commit
     first_trigger = git(project, "rev-parse", "HEAD")
     second_trigger = push_a_job(project, "second")  # pushed while run 1 is queued
     workflow = load_workflow(project)
