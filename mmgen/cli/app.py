@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from rich.console import Console, RenderableType
 
-from mmgen import __version__
+from mmgen import DISTRIBUTION, __version__
 from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError
 
 P = ParamSpec("P")
@@ -63,7 +63,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More output (repeat for debug logs).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final result.")
-@click.version_option(__version__, "--version", prog_name="mmgen", help="Show the version.")
+@click.version_option(
+    __version__,
+    "--version",
+    prog_name="mmgen",
+    message=f"%(prog)s %(version)s (distribution {DISTRIBUTION})",
+    help="Show the version and the distribution (`pip show " + DISTRIBUTION + "`).",
+)
 @click.pass_context
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """mmgen: turn reviewed YAML job files into MiniMax subject-reference videos.
@@ -123,10 +129,6 @@ class Seconds(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
         return number
-
-
-#: A TCP port (0: any free one).
-PORT = click.IntRange(0, 65535)
 
 
 class BaseUrl(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
