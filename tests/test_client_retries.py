@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from mmgen.api.answers import parse_retry_after
+from mmgen.api.responses import parse_retry_after
 from mmgen.api.client import (
     CONNECT_ATTEMPTS,
     MiniMaxClient,

@@ -48,7 +48,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from mmgen.api.answers import (
+from mmgen.api.responses import (
     TERMINAL_STATUSES,
     Download,
     FileInfo,

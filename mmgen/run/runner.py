@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from mmgen.api.answers import TERMINAL_STATUSES, normalize_status
+from mmgen.api.responses import TERMINAL_STATUSES, normalize_status
 from mmgen.errors import (
     AmbiguousSubmitError,
     CallbackCheckError,
@@ -74,7 +74,7 @@ from mmgen.state.records import (
 )
 
 if TYPE_CHECKING:
-    from mmgen.api.answers import Download, FileInfo, TaskStatus
+    from mmgen.api.responses import Download, FileInfo, TaskStatus
     from mmgen.run.listener import CallbackListener
 
 log = logging.getLogger(__name__)
