@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 from click.core import ParameterSource
 
+from mmgen.api.client import DEFAULT_BASE_URL
 from mmgen.cli.app import (
     OUT_OPTION,
     PATHS_ARGUMENT,
@@ -29,10 +31,11 @@ from mmgen.cli.app import (
 )
 from mmgen.cli.jobs import check_replace
 from mmgen.errors import UsageError
-from mmgen.serving import loop_factory
 
 if TYPE_CHECKING:
     from mmgen.run.execute import Target
+
+T = TypeVar("T")
 
 #: The key ``run --mock`` uses with its bundled mock (any key works there).
 MOCK_API_KEY = "mmgen-mock-key"
@@ -50,7 +53,7 @@ MOCK_API_KEY = "mmgen-mock-key"
 @click.option(
     "--base-url",
     envvar="MINIMAX_BASE_URL",
-    default="https://api.minimax.io",
+    default=DEFAULT_BASE_URL,
     show_default=True,
     help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
 )
@@ -177,8 +180,10 @@ def run_command(
     with contextlib.ExitStack() as stack:
         if mock:  # the rehearsal mock, its tasks kept in OUT/.mock/ so a resumed run finds them
             target = stack.enter_context(rehearsal_mock(mock_config_file, out_dir))
-        with progress, asyncio.Runner(loop_factory=loop_factory()) as runner:
-            result = runner.run(execute(jobs, target, run_settings, on_event=progress.on_event))
+        with progress, asyncio.Runner() as runner:
+            result = runner.run(
+                stopped_by_sigterm(execute(jobs, target, run_settings, on_event=progress.on_event))
+            )
     for warning in result.warnings:
         click.echo(f"mmgen: warning: {warning}", err=True)
     if result.stopped:
@@ -189,6 +194,23 @@ def run_command(
         write_gallery(out_dir, store.records(), prompts)
     show(render_outcomes(result, fmt))
     sys.exit(result.exit_code)
+
+
+async def stopped_by_sigterm(work: Coroutine[Any, Any, T]) -> T:
+    """Await ``work`` with SIGTERM (a CI pipeline being cancelled) stopping it like Ctrl-C:
+    records stay durable, the exit code is 130. The handler is removed when ``work`` ends."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    installed = False
+    if task is not None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):  # not main thread
+            loop.add_signal_handler(signal.SIGTERM, task.cancel)
+            installed = True
+    try:
+        return await work
+    finally:
+        if installed:
+            loop.remove_signal_handler(signal.SIGTERM)
 
 
 @contextlib.contextmanager
