@@ -12,8 +12,9 @@ API (``Config``, ``Server.serve(sockets=)``, ``started``, ``should_exit``):
   signal handlers outside the main thread: signals stay with the thread's owner.
 - :func:`serve_forever` serves in the foreground until Ctrl-C (``mmgen mock``).
 
-This module is shared by ``mmgen`` and ``mock_server`` (with :mod:`mmgen.errors` and
-:mod:`mmgen.schemas`, the only parts of mmgen the mock's server imports).
+This module is shared by ``mmgen`` and ``mock_server`` (with :mod:`mmgen.errors`,
+:mod:`mmgen.schemas` and :mod:`mmgen.connections`, the only parts of mmgen the mock's server
+imports).
 """
 
 from __future__ import annotations

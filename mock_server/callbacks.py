@@ -14,10 +14,9 @@ What MiniMax does for a task created with a ``callback_url``, and how the mock d
 Scale: one scheduler coroutine owns a heap of due deliveries ordered by the clock (each task has
 at most one entry: its next delivery, so its updates keep their planned order), and hands due ones
 to a fixed pool of ``callback_concurrency`` worker coroutines through a queue; checks awaited by
-creates are bounded the same way. Every POST goes through one httpx client (keep-alive
-connections, at most ``callback_concurrency`` for checks and as many for updates, each kind
-behind a semaphore of that size so httpcore's pool never holds a long queue: its scheduling
-costs O(connections x queued requests), encode/httpx#3215). No task has a timer of
+creates are bounded the same way. Each POST borrows one of ``callback_concurrency``
+keep-alive connections for checks, or as many for updates
+(:class:`mmgen.connections.ConnectionPool`, as mmgen's own client). No task has a timer of
 its own; with an injected clock the scheduler wakes when a
 :class:`~mock_server.clock.ManualClock` moves (or re-reads another clock every 20 ms).
 
@@ -39,6 +38,7 @@ from typing import Any
 
 import httpx
 
+from mmgen.connections import ConnectionPool
 from mock_server.clock import Clock
 from mock_server.config import MockConfig
 from mock_server.tasks import Task
@@ -46,6 +46,7 @@ from mock_server.tasks import Task
 log = logging.getLogger("mock_server.callbacks")
 
 USER_AGENT = "mmgen-mock-callback/1"
+CHECKS, UPDATES = 0, 1  # the two connection pools
 CLOCK_POLL = 0.02  # seconds between reads of an injected clock that cannot tell it moved
 
 
@@ -92,10 +93,8 @@ class CallbackDispatcher:
         self.stats = stats
         self.on_check = on_check
         self.injected_clock = injected_clock
-        self._http: httpx.AsyncClient | None = None  # made on the loop that sends
-        self._http_loop: asyncio.AbstractEventLoop | None = None
-        self._checks = asyncio.Semaphore(config.callback_concurrency)
-        self._updates = asyncio.Semaphore(config.callback_concurrency)
+        self._pools: list[ConnectionPool] = []  # made on the loop that sends
+        self._pools_loop: asyncio.AbstractEventLoop | None = None
         self._heap: list[tuple[float, int, Task]] = []
         self._order = itertools.count()
         self._next: dict[str, int] = {}  # task_id -> index of its next planned update
@@ -122,8 +121,6 @@ class CallbackDispatcher:
             return
         self._loop = loop
         size = self.config.callback_concurrency
-        self._checks = asyncio.Semaphore(size)  # of this loop
-        self._updates = asyncio.Semaphore(size)
         self._queue = asyncio.Queue()
         self._wake = asyncio.Event()
         self._spawn(self._schedule(), "mock-callback-scheduler")
@@ -198,21 +195,22 @@ class CallbackDispatcher:
         self.cancel_all()
         if jobs:
             await asyncio.gather(*jobs, return_exceptions=True)
-        http, self._http = self._http, None
-        if http is not None:
-            await http.aclose()
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            await pool.aclose()
 
-    def _client(self) -> httpx.AsyncClient:
+    def _pool(self, index: int) -> ConnectionPool:
+        """The connections for checks (0) or updates (1), of the running loop."""
         loop = asyncio.get_running_loop()
-        if self._http is None or self._http_loop is not loop:  # connections belong to a loop
-            self._http_loop = loop
-            size = 2 * self.config.callback_concurrency  # checks and updates
-            self._http = httpx.AsyncClient(
-                trust_env=False,
-                headers={"User-Agent": USER_AGENT},
-                limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-            )
-        return self._http
+        if not self._pools or self._pools_loop is not loop:  # connections belong to a loop
+            self._pools_loop = loop
+            size = self.config.callback_concurrency
+            tls = httpx.create_ssl_context()
+            headers = {"User-Agent": USER_AGENT}
+            self._pools = [
+                ConnectionPool(size, tls=tls, trust_env=False, headers=headers) for _ in range(2)
+            ]
+        return self._pools[index]
 
     # --- the scheduler and the workers -------------------------------------------------------
 
@@ -283,13 +281,12 @@ class CallbackDispatcher:
             self._next.pop(task.task_id, None)
 
     async def _post(
-        self, gate: asyncio.Semaphore, url: str, payload: dict[str, Any], timeout: float
+        self, kind: int, url: str, payload: dict[str, Any], timeout: float
     ) -> tuple[str, Any, float]:
         """POST JSON; returns (result, response, seconds) with result ``ok``, ``http N``,
         ``timeout``... The time and the timeout run from the moment a client is free: waiting
         for a slot is the mock's own queue, not the receiver's slowness."""
-        async with gate:
-            client = self._client()
+        async with self._pool(kind).client() as client:
             started = time.perf_counter()
             self.in_flight += 1
             self.in_flight_max = max(self.in_flight_max, self.in_flight)
@@ -312,7 +309,7 @@ class CallbackDispatcher:
         payload: dict[str, Any] = {} if fault == "malformed" else {"challenge": token}
         self.stats["challenges_sent"] += 1
         result, response, elapsed = await self._post(
-            self._checks, url, payload, self.config.challenge_timeout
+            CHECKS, url, payload, self.config.challenge_timeout
         )
         latency_ms = round(elapsed * 1000, 1)
         if result == "ok":
@@ -338,7 +335,7 @@ class CallbackDispatcher:
         payload = task.status_body(event.status, callback=True)
         self.stats["callbacks_sent"] += 1
         result, response, elapsed = await self._post(
-            self._updates, task.callback_url, payload, self.config.callback_timeout
+            UPDATES, task.callback_url, payload, self.config.callback_timeout
         )
         self._journal(
             task,

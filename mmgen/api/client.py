@@ -24,12 +24,10 @@ it raises AmbiguousSubmitError and the caller decides. Create is retried only wh
 surely was not processed: the connection was never made, or MiniMax answered with a retryable
 error.
 
-Connections: one httpx client (httpx's own transport, proxied or not: ``HTTPS_PROXY`` and friends
-are honoured) of at most ``max_connections`` connections for API calls, another of
-``max_downloads`` for the CDN, so a slow transfer never starves queries. A semaphore of the same
-size stands in front of each, so the number of jobs in flight never sets the length of
-httpcore's pool queue (its scheduling costs O(connections x queued requests),
-encode/httpx#3215). A job that is only waiting holds nothing.
+Connections: at most ``max_connections`` for API calls and ``max_downloads`` for the CDN (so a
+slow transfer never starves queries), each an httpx client of one connection on httpx's own
+transport, proxied or not (``HTTPS_PROXY`` and friends are honoured), lent first come, first
+served (:class:`mmgen.connections.ConnectionPool`). A job that is only waiting holds nothing.
 
 Was a create sent? Decided from httpx's exception type by :func:`never_sent`: the most specific
 entry of :data:`NEVER_SENT` the error is an instance of, so the table's order cannot change a
@@ -42,9 +40,8 @@ error message, a log line or a repr, and it is never sent to the download URL (a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -68,6 +65,7 @@ from mmgen.api.responses import (
     redact_url,
 )
 from mmgen.api.retries import RetryPolicy, unless_aborted
+from mmgen.connections import ConnectionPool
 from mmgen.errors import (
     API_HINTS,
     NEVER_RETRY_CODES,
@@ -200,10 +198,14 @@ class MiniMaxClient:
         # API calls and downloads (a CDN host) each get their own client, so a slow transfer
         # never holds a connection that status queries need. An injected client (tests)
         # serves both, behind the same gates.
-        self._api_http = http or _http_client(max_connections, API_TIMEOUT)
-        self._cdn_http = http or _http_client(max_downloads, DOWNLOAD_TIMEOUT)
-        self._api_gate = asyncio.Semaphore(max(1, max_connections))
-        self._cdn_gate = asyncio.Semaphore(max(1, max_downloads))
+        tls = httpx.create_ssl_context() if http is None else None  # one for every connection
+        agent = {"User-Agent": f"mmgen/{__version__}"}
+        self._api = ConnectionPool(
+            max_connections, tls=tls, shared=http, timeout=API_TIMEOUT, headers=agent
+        )
+        self._cdn = ConnectionPool(
+            max_downloads, tls=tls, shared=http, timeout=DOWNLOAD_TIMEOUT, headers=agent
+        )
 
     def __repr__(self) -> str:
         return f"MiniMaxClient(base_url={self.base_url!r})"
@@ -220,9 +222,8 @@ class MiniMaxClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._api_http.aclose()
-            await self._cdn_http.aclose()
+        await self._api.aclose()  # an injected client is its owner's to close
+        await self._cdn.aclose()
 
     # --- the API calls ------------------------------------------------------------------------
 
@@ -356,19 +357,13 @@ class MiniMaxClient:
 
         async def attempt() -> Download:
             return await download_once(
-                self._cdn_lane, url, dest, where, progress, expected_bytes, then
+                self._cdn.client, url, dest, where, progress, expected_bytes, then
             )
 
         tries = attempts or self.retry.download_attempts
         return await self._with_retries(attempt, tries, download_retryable, f"download {where}")
 
     # --- plumbing -----------------------------------------------------------------------------
-
-    @contextlib.asynccontextmanager
-    async def _cdn_lane(self) -> AsyncIterator[httpx.AsyncClient]:
-        """The download client, once one of ``max_downloads`` slots is free."""
-        async with self._cdn_gate:
-            yield self._cdn_http
 
     def _scrub(self, text: str) -> str:
         # a key too short to be real (tests, typos) would mangle every message it occurs in
@@ -433,10 +428,10 @@ class MiniMaxClient:
     ) -> _Answer:
         endpoint = f"{method} {path}"
         try:
-            async with self._api_gate:
+            async with self._api.client() as http:
                 if before_send is not None:  # a connection is ours: the request leaves now
                     await before_send()
-                response = await self._api_http.request(
+                response = await http.request(
                     method,
                     self.base_url + path,
                     params=params,
@@ -547,16 +542,6 @@ def never_sent(error: BaseException) -> bool:
         if isinstance(error, kind) and (decided is None or issubclass(kind, decided)):
             decided = kind
     return decided is not None and NEVER_SENT[decided]
-
-
-def _http_client(connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
-    """An httpx client on its own transport of at most ``connections`` connections."""
-    size = max(1, connections)
-    return httpx.AsyncClient(
-        timeout=timeout,
-        limits=httpx.Limits(max_connections=size, max_keepalive_connections=size),
-        headers={"User-Agent": f"mmgen/{__version__}"},
-    )
 
 
 def _not_connected(error: BaseException | None) -> bool:

@@ -86,7 +86,7 @@ RETRIEVE_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 3
 #: Creates refused for the callback URL after which callbacks are no longer offered.
 CALLBACK_REFUSALS = 3
-#: Jobs that may be inside a create call at once. The client's lanes bound the requests
+#: Jobs that may be inside a create call at once. The client's connections bound the requests
 #: anyway; waiting here, a job holds a semaphore slot rather than a whole client call (retry
 #: state, frames): a few hundred bytes instead of kilobytes.
 CREATES_IN_FLIGHT = 64
