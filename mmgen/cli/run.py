@@ -43,7 +43,12 @@ MOCK_API_KEY = "mmgen-mock-key"
 
 @main.command("run")
 @PATHS_ARGUMENT
-@click.option("--mock", is_flag=True, help="Run against the bundled mock server (no API key).")
+@click.option(
+    "--mock",
+    is_flag=True,
+    help="Rehearse against the bundled mock server (no API key); without --out the results go "
+    "to mmgen-mock-out/, never mixed with the real API's records.",
+)
 @click.option(
     "--mock-config",
     "mock_config_file",
@@ -152,6 +157,10 @@ def run_command(
         raise UsageError("--mock-config needs --mock")
     jobs = load_jobs(list(paths))
     check_replace(replace, [job.name for job in jobs])
+    if mock and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
+        from mmgen.project.rehearsal import rehearsal_out_dir
+
+        out_dir = rehearsal_out_dir()
     poll = poll_interval or (1.0 if mock else 10.0)
     from_flag = ctx.get_parameter_source("base_url") == ParameterSource.COMMANDLINE
     target = Target(
@@ -189,10 +198,13 @@ def run_command(
     if result.stopped:
         click.echo(f"mmgen: error: {result.stopped}", err=True)
     store = RecordStore(out_dir)
+    gallery = None
     if store.records():
         prompts = {job.name: str(job.body.get("prompt", "")) for job in jobs}
-        write_gallery(out_dir, store.records(), prompts)
+        gallery = write_gallery(out_dir, store.records(), prompts)
     show(render_outcomes(result, fmt))
+    if gallery is not None and settings.verbosity >= 0:  # stderr: stdout may be the JSON list
+        click.echo(f"mmgen: videos and records in {out_dir}/, gallery {gallery}", err=True)
     sys.exit(result.exit_code)
 
 
