@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +19,7 @@ import httpx
 from mmgen.errors import UsageError
 from mmgen.run.outcomes import EventSink, RunResult
 from mmgen.run.runner import RunConfig, Runner
+from mmgen.serving import LOOPBACK_HOSTS
 from mmgen.state.planning import plan
 from mmgen.state.pricing import enforce_max_tasks
 from mmgen.state.records import Record, RecordError, RecordStore, refuse_nested_out_dirs
@@ -54,12 +53,6 @@ class RunSettings:
     max_tasks: int | None = None
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-
-#: The garbage collector's thresholds during a run (Python's defaults: 700, 10, 10).
-_RUN_GC_THRESHOLDS = (20_000, 20, 50)
-
-
 def callbacks_reachable(target: Target, settings: RunSettings) -> bool:
     """Can MiniMax (or a local mock) reach a listener of this run?"""
     if settings.public_url:
@@ -80,23 +73,6 @@ def needs_listener(target: Target, settings: RunSettings) -> bool:
             "or use --wait poll",
         )
     return reachable
-
-
-@contextlib.contextmanager
-def _calm_garbage_collector() -> Iterator[None]:
-    """Thousands of jobs make the cyclic garbage collector's full passes long (all of the run's
-    objects, every time), and each pass holds the GIL that the callback listener's thread needs
-    to echo a challenge (measured at 10,000 jobs: the listener's p99 fell from ~300 ms to
-    ~100 ms). Freeze what exists when the run starts (jobs, plan, records) and collect less
-    often while it goes on; both are undone afterwards."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*_RUN_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def mark_interrupted_submits(store: RecordStore) -> list[Record]:
@@ -152,12 +128,6 @@ async def execute(
     with_listener = needs_listener(target, settings)
     await asyncio.to_thread(refuse_nested_out_dirs, settings.config.out_dir)
     store = RecordStore(settings.config.out_dir)
-    # SIGTERM (a CI pipeline being cancelled) stops the run like Ctrl-C: records stay durable.
-    current = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if current is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGTERM, current.cancel)
     with store.lock():
         mark_interrupted_submits(store)
         await asyncio.to_thread(remove_partial_downloads, store.out_dir)
@@ -174,7 +144,6 @@ async def execute(
         if busy and not target.api_key:
             raise UsageError("no MiniMax API key", hint="set MINIMAX_API_KEY, or use --mock")
         async with contextlib.AsyncExitStack() as stack:
-            stack.enter_context(_calm_garbage_collector())
             # With nothing to do no call is made: a run that only skips needs no key.
             api_key = (target.api_key if busy else None) or "unused"
             client = MiniMaxClient(
