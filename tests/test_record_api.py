@@ -99,6 +99,30 @@ def test_older_records_count_as_the_default_api(specs: Path, tmp_path: Path) -> 
     assert rehearsal["reason"].startswith("recorded against https://api.minimax.io;")
 
 
+def test_a_rehearsal_never_writes_over_a_real_apis_records(specs: Path, tmp_path: Path) -> None:
+    """`run --mock --out DIR` on a real API's out dir is refused before anything is written:
+    the real record (here a paid task still in flight) and its video stay as they were."""
+    out = tmp_path / "out"
+    [item] = json.loads(cli("plan", str(specs), "--out", str(out), "--format", "json").stdout)
+    out.mkdir()
+    real = {
+        "job": "seed",
+        "spec": "specs/seed.yaml",
+        "spec_hash": item["spec_hash"],
+        "state": "submitted",
+        "task_id": "42",
+        "api": "https://api.minimax.io",
+    }
+    (out / JOURNAL).write_text(json.dumps(real) + "\n")
+    before = (out / JOURNAL).read_bytes()
+    result = cli("run", "--mock", str(specs), "--out", str(out), *FAST)
+    assert result.exit_code == 2, result.output
+    assert "seed recorded against a real API" in result.output
+    assert "Traceback" not in result.output
+    assert (out / JOURNAL).read_bytes() == before
+    assert plan_of(str(specs), "--out", str(out))["action"] == "resume"
+
+
 @pytest.mark.parametrize(
     ("url", "api"),
     [

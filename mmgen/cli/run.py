@@ -31,7 +31,7 @@ from mmgen.cli.app import (
     main,
     show,
 )
-from mmgen.cli.jobs import check_replace
+from mmgen.cli.jobs import MODELS_OPTION, check_replace
 from mmgen.errors import UsageError
 
 if TYPE_CHECKING:
@@ -57,6 +57,7 @@ MOCK_API_KEY = "mmgen-mock-key"
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --mock: the mock's config file (timing, faults), as for `mmgen mock --config`.",
 )
+@MODELS_OPTION
 @BASE_URL_OPTION
 @OUT_OPTION
 @click.option(
@@ -122,6 +123,7 @@ def run_command(
     paths: tuple[Path, ...],
     mock: bool,
     mock_config_file: Path | None,
+    models_file: Path | None,
     base_url: str,
     out_dir: Path,
     concurrency: int,
@@ -151,7 +153,7 @@ def run_command(
     settings: Settings = ctx.obj
     if mock_config_file is not None and not mock:
         raise UsageError("--mock-config needs --mock")
-    jobs = load_jobs(list(paths))
+    jobs = load_jobs(list(paths), models=models_file)
     check_replace(replace, [job.name for job in jobs])
     if mock and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
         from mmgen.project.rehearsal import rehearsal_out_dir

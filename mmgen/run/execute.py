@@ -20,7 +20,7 @@ from mmgen.errors import UsageError
 from mmgen.run.outcomes import EventSink, RunResult
 from mmgen.run.runner import RunConfig, Runner
 from mmgen.serving import LOOPBACK_HOSTS
-from mmgen.state.planning import plan
+from mmgen.state.planning import plan, refuse_rehearsal_over_real_records
 from mmgen.state.pricing import enforce_max_tasks
 from mmgen.state.records import Record, RecordError, RecordStore, refuse_nested_out_dirs
 
@@ -129,6 +129,7 @@ async def execute(
     await asyncio.to_thread(refuse_nested_out_dirs, settings.config.out_dir)
     store = RecordStore(settings.config.out_dir)
     with store.lock():
+        refuse_rehearsal_over_real_records(jobs, store, settings.config.api)
         mark_interrupted_submits(store)
         await asyncio.to_thread(remove_partial_downloads, store.out_dir)
         items = await asyncio.to_thread(

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from mmgen.errors import UsageError
 from mmgen.run.outcomes import Action
-from mmgen.state.records import DEFAULT_API, Record, RecordStore, describe_api
+from mmgen.state.records import DEFAULT_API, MOCK_API, Record, RecordStore, describe_api
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -73,6 +74,26 @@ def plan(
     Reads files (sha256 of existing videos): call it off the event loop
     (``asyncio.to_thread``) inside a run."""
     return [_plan_one(job, store, replace, resubmit_unknown, api) for job in jobs]
+
+
+def refuse_rehearsal_over_real_records(
+    jobs: Sequence[JobSpec], store: RecordStore, api: str
+) -> None:
+    """A run against the mock never writes over a real API's records: they may hold a paid
+    task still in flight (or ``unknown``) and their videos are the real ones, both of which
+    the rehearsal would replace. Raises :class:`~mmgen.errors.UsageError` naming the jobs."""
+    if api != MOCK_API:
+        return
+    real = sorted(
+        {job.name for job in jobs for record in store.for_job(job.name) if record.api != api}
+    )
+    if real:
+        shown = ", ".join(real[:5]) + (f" and {len(real) - 5} more" if len(real) > 5 else "")
+        raise UsageError(
+            f"{store.out_dir}: {shown} recorded against a real API; a rehearsal on the mock "
+            "would write over those records and videos",
+            hint="rehearse in another --out; run --mock without --out uses mmgen-mock-out/",
+        )
 
 
 def _plan_one(
