@@ -16,6 +16,7 @@ from jsonschema import ValidationError
 
 from mmgen.jobfile.models import ModelCatalog
 from mmgen.schemas import JOB_SCHEMA, load_schema, strict_validator
+from mmgen.schemas.compiled import compiled_check
 from mmgen.schemas.documents import DocPath
 from mmgen.schemas.messages import RenderContext, Rendered, render
 from mmgen.schemas.unknown_keys import UnknownKeyError
@@ -51,6 +52,8 @@ def file_problems(data: Any, declared: ModelCatalog | None = None) -> list[Rende
     """The shape of a whole job file (root of job.json), paths in the document. The model
     names and fields ``declared`` by the project are not problems here: the rules of a
     declared model are checked on each complete job."""
+    if compiled_check(JOB_SCHEMA)(data):
+        return []  # the usual case, known in microseconds
     context = RenderContext(
         pattern_hints=PATTERN_HINTS,
         key_hints=KEY_HINTS,
@@ -106,6 +109,9 @@ def job_problems(
     ``written`` holds the text as written in the file for values that expansion changed.
     """
     model = job.get("model")
+    own = declared.get(model) if declared is not None else None
+    if own is None and compiled_check(JOB_SCHEMA, "/$defs/job")(job):
+        return []  # the usual case, known in microseconds
     context = RenderContext(
         written=written,
         pattern_hints=PATTERN_HINTS,
@@ -115,7 +121,6 @@ def job_problems(
         rule=lambda error: _model_rule(job, error),
         owner=model if isinstance(model, str) else None,
     )
-    own = declared.get(model) if declared is not None else None
     validator = (
         declared.validator(own.name)
         if declared is not None and own is not None

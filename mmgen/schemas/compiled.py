@@ -1,0 +1,75 @@
+"""A compiled answer to "is this document valid?" against a shipped schema (jsonschema-rs).
+
+The messages of :mod:`mmgen.schemas.messages` come from jsonschema's errors, which cost
+~0.3 ms per job to collect even when there is none (every model's ``if``, ``$ref`` lookups in
+the registry, the strict unknown-key walk). Most documents are valid: :func:`compiled_check`
+answers that in a few microseconds, and only a document it does not call valid goes the
+error-collecting way, so the problems reported are exactly jsonschema's.
+
+Why a valid verdict here is jsonschema's verdict too:
+
+- standard Draft 2020-12 ``unevaluatedProperties: false`` and the strict validator's
+  (:func:`~mmgen.schemas.unknown_keys.strict_validator`) reject the same keys of a valid
+  document (they differ only in which failing ``allOf`` branches count, and a valid document
+  has none);
+- the shipped schemas use no ``format``; their regular expressions mean the same in both
+  engines except that Python's ``$`` also matches before a final newline (jsonschema accepts
+  more there: such a document just takes the slow way) and that Python's ``\\s`` also matches
+  U+001C..U+001F: a document holding one of those never takes the fast way
+  (:func:`_has_separator`);
+- anything the compiled validator cannot take (a YAML date, a huge integer, a non-string key)
+  raises, which is "not known valid" too.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import cache
+from typing import Any
+
+import jsonschema_rs
+
+from mmgen.schemas.catalog import load_schema, schema_id, schema_names
+
+__all__ = ["compiled_check"]
+
+_SEPARATORS = re.compile("[\x1c-\x1f]")
+
+
+@cache
+def _registry() -> jsonschema_rs.Registry:
+    resources = []
+    for name in schema_names():
+        contents = {k: v for k, v in load_schema(name).items() if k != "$schema"}
+        resources.append((schema_id(name), contents))
+    return jsonschema_rs.Registry(resources, draft=jsonschema_rs.Draft202012)
+
+
+@cache
+def compiled_check(name: str, pointer: str = "") -> Callable[[Any], bool]:
+    """``check(document)``: True only when ``document`` is valid against the named schema (at
+    a JSON pointer inside it, e.g. ``/$defs/job``) for jsonschema too; False means "unknown"."""
+    ref = f"{schema_id(name)}#{pointer}" if pointer else schema_id(name)
+    validator = jsonschema_rs.Draft202012Validator(
+        {"$ref": ref}, registry=_registry(), validate_formats=False
+    )
+
+    def check(document: Any) -> bool:
+        try:
+            return bool(validator.is_valid(document)) and not _has_separator(document)
+        except (ValueError, TypeError, OverflowError):
+            return False
+
+    return check
+
+
+def _has_separator(node: Any) -> bool:
+    """Whether a string (value or key) anywhere in ``node`` holds U+001C..U+001F."""
+    if isinstance(node, str):
+        return _SEPARATORS.search(node) is not None
+    if isinstance(node, dict):
+        return any(_has_separator(k) or _has_separator(v) for k, v in node.items())
+    if isinstance(node, list):
+        return any(_has_separator(v) for v in node)
+    return False
