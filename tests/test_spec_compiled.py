@@ -2,8 +2,9 @@
 
 - Agreement: whatever jsonschema-rs calls valid, jsonschema's strict validator (whose errors
   become the messages) finds no error in, for jobs and whole files built from the schema's own
-  keys with values of every kind (hypothesis, ``derandomize=True``) and for every example of
-  ``tests/spec_cases`` and ``specs/``.
+  keys with values of every kind (hypothesis, ``derandomize=True``), for jobs of a model a
+  project declares (``tests/model_project``) and for every example of ``tests/spec_cases`` and
+  ``specs/``.
 - The regex difference between the engines (Python's ``\\s`` matches U+001C..U+001F, Rust's
   does not) still gives the message.
 - 10,000 jobs in one file are validated in well under the CPU that jsonschema alone took.
@@ -21,11 +22,13 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from mmgen.jobfile.models import load_models
 from mmgen.jobfile.spec import validate_paths
 from mmgen.schemas import JOB_SCHEMA, strict_validator
 from mmgen.schemas.compiled import compiled_check
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT = Path(__file__).resolve().parent / "model_project"
 CASES = Path(__file__).parent / "spec_cases"
 EXAMPLES = sorted(CASES.glob("*/*.yaml")) + sorted((ROOT / "specs").glob("*.yaml"))
 
@@ -45,6 +48,7 @@ KEYS = [
     "fast_pretreatment",
     "matrix",
     "promt",
+    "audio",
 ]
 MODELS = ["S2V-01", "MiniMax-Hailuo-02", "MiniMax-Hailuo-2.3", "T2V-01", "I2V-01", "video-01"]
 TEXTS = [
@@ -117,6 +121,16 @@ def test_a_file_called_valid_has_no_error(defaults: dict[str, Any], jobs: list[A
     for document in ({"defaults": defaults, "jobs": jobs}, {"jobs": jobs}, *jobs):
         if compiled_check(JOB_SCHEMA)(document):
             assert jsonschema_finds_nothing(document), document
+
+
+@settings(max_examples=300, derandomize=True, suppress_health_check=list(HealthCheck))
+@given(JOBS)
+def test_a_declared_model_job_called_valid_has_no_error(job: dict[str, Any]) -> None:
+    declared, problems = load_models(PROJECT / "mmgen.yaml")
+    assert problems == []
+    job = {**job, "model": "MiniMax-Hailuo-3"}
+    if declared.compiled_check("MiniMax-Hailuo-3")(job):
+        assert not list(declared.validator("MiniMax-Hailuo-3").iter_errors(job)), job
 
 
 def test_examples_get_the_same_verdict() -> None:

@@ -26,7 +26,7 @@ model mmgen knows: declaring one is a problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -43,6 +43,7 @@ from mmgen.schemas import (
     schema_problems,
     strict_validator,
 )
+from mmgen.schemas.compiled import compiled_check_of
 from mmgen.schemas.documents import DocumentKind
 from mmgen.schemas.unknown_keys import strict_validator_of
 
@@ -146,6 +147,17 @@ class ModelCatalog:
 
     @cached_property
     def _validators(self) -> dict[str, Validator]:
+        return {}
+
+    def compiled_check(self, name: str) -> Callable[[Any], bool]:
+        """``check(job)``: True only when the job of the declared model ``name`` is valid
+        (:func:`~mmgen.schemas.compiled.compiled_check`), in microseconds."""
+        if name not in self._checks:
+            self._checks[name] = compiled_check_of(self.models[name].job_schema())
+        return self._checks[name]
+
+    @cached_property
+    def _checks(self) -> dict[str, Callable[[Any], bool]]:
         return {}
 
 

@@ -110,7 +110,12 @@ def job_problems(
     """
     model = job.get("model")
     own = declared.get(model) if declared is not None else None
-    if own is None and compiled_check(JOB_SCHEMA, "/$defs/job")(job):
+    check = (
+        declared.compiled_check(own.name)
+        if declared is not None and own is not None
+        else compiled_check(JOB_SCHEMA, "/$defs/job")
+    )
+    if check(job):
         return []  # the usual case, known in microseconds
     context = RenderContext(
         written=written,

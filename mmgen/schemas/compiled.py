@@ -32,7 +32,7 @@ import jsonschema_rs
 
 from mmgen.schemas.catalog import load_schema, schema_id, schema_names
 
-__all__ = ["compiled_check"]
+__all__ = ["compiled_check", "compiled_check_of"]
 
 _SEPARATORS = re.compile(r"\\x1[c-f]")
 """U+001C..U+001F as ``repr`` writes them (one C-speed pass over the whole document)."""
@@ -55,7 +55,16 @@ def compiled_check(name: str, pointer: str = "") -> Callable[[Any], bool]:
     validator = jsonschema_rs.Draft202012Validator(
         {"$ref": ref}, registry=_registry(), validate_formats=False
     )
+    return _check(validator)
 
+
+def compiled_check_of(schema: dict[str, Any]) -> Callable[[Any], bool]:
+    """:func:`compiled_check` of a self-contained schema built at run time (a model a project
+    declares, :func:`~mmgen.schemas.unknown_keys.strict_validator_of`'s)."""
+    return _check(jsonschema_rs.Draft202012Validator(schema, validate_formats=False))
+
+
+def _check(validator: jsonschema_rs.Validator) -> Callable[[Any], bool]:
     def check(document: Any) -> bool:
         try:
             return bool(validator.is_valid(document)) and not _SEPARATORS.search(repr(document))
