@@ -48,6 +48,7 @@ BENCHMARKS = [
     ("bench/soak.py", ["--jobs", "100", "--kills", "5"]),
     ("bench/bench_mock.py", []),
     ("bench/bench_validate.py", []),
+    ("bench/bench_load.py", []),
 ]
 
 
