@@ -61,10 +61,26 @@ def file_problems(data: Any, declared: ModelCatalog | None = None) -> list[Rende
         unexplained=(_interpolated(),),
     )
     validator = strict_validator(JOB_SCHEMA)
-    items = [item for error in validator.iter_errors(data) for item in render(error, context)]
+    shape = _with_valid_entries_stubbed(data)
+    items = [item for error in validator.iter_errors(shape) for item in render(error, context)]
     if declared is None or not declared.models:
         return items
     return [item for item in items if not _declared(item, data, declared)]
+
+
+_VALID_ENTRY: dict[str, Any] = {"name": "valid"}
+"""Stands in for a job entry known valid: the smallest valid entry, with nothing to report."""
+
+
+def _with_valid_entries_stubbed(data: Any) -> Any:
+    """``data`` with each entry of ``jobs:`` that is known valid replaced by a stub, so that
+    jsonschema only walks the others (its errors, their paths and order are the same: no
+    keyword of job.json compares the entries of a list)."""
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        return data
+    entry_is_valid = compiled_check(JOB_SCHEMA, "/$defs/job-entry")
+    jobs = [_VALID_ENTRY if entry_is_valid(entry) else entry for entry in data["jobs"]]
+    return {**data, "jobs": jobs}
 
 
 def _declared(item: Rendered, data: Any, declared: ModelCatalog) -> bool:
