@@ -7,6 +7,8 @@ both report problems the same way, one per line: ``FILE:LINE:COL: FIELD: message
 - :mod:`~mmgen.schemas.documents`: YAML/JSON files -> data plus the position of every value.
 - :mod:`~mmgen.schemas.unknown_keys`: a strict validator, one error per unknown key.
 - :mod:`~mmgen.schemas.messages`: schema errors -> readable, located problems.
+- :mod:`~mmgen.schemas.compiled`: "is it valid?" in microseconds (jsonschema-rs), so that only
+  an invalid document is walked by jsonschema for its messages.
 
 Checking a config file against a shipped schema (here ``mock_config.json``)::
 
