@@ -10,7 +10,8 @@ command line maps it to and gives a one-line message that says what to do about 
     ├── UsageError                  bad option values, missing API key, nothing to do
     ├── SpecError                   one or more job-file problems (``problems``: list of Problem)
     ├── StateError                  the out dir / outcome records cannot be used
-    │   └── LockedError             another runner holds the out dir's lock       (exit 75)
+    │   ├── LockedError             another runner holds the out dir's lock       (exit 75)
+    │   └── OutDirFullError         the out dir cannot take what a run writes     (exit 1)
     ├── ApiError                    MiniMax answered with a non-zero base_resp code  (exit 1)
     │   ├── AuthError               1004, 2049: the key is wrong or not allowed
     │   ├── BalanceError            1008: insufficient balance
@@ -109,6 +110,13 @@ class LockedError(StateError):
     """Another mmgen process holds the lock of the out dir: nothing was done, try later."""
 
     exit_code = EXIT_LOCKED
+
+
+class OutDirFullError(StateError):
+    """The out dir cannot take what a run writes (disk full, read-only, a file size limit):
+    the run stops; what was recorded stays recorded."""
+
+    exit_code = EXIT_FAILED
 
 
 # --- talking to MiniMax ---------------------------------------------------------------------

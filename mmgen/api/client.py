@@ -482,8 +482,9 @@ class MiniMaxClient:
             text = f"HTTP {status} {response.reason_phrase} from {endpoint}".rstrip()
             if message:
                 text += f": {self._scrub(message)}"
-            if submit and status == 504:
-                # a gateway gave up waiting: the backend may well have created the task
+            if submit and status >= 500:
+                # not MiniMax's own answer (no base_resp): a gateway's page. The backend may
+                # well have created the task (504: the gateway gave up waiting for it)
                 raise AmbiguousSubmitError(
                     f"{text} after the request was sent", hint=_AMBIGUOUS_HINT
                 )

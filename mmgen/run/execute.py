@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
-from mmgen.errors import UsageError
+from mmgen.errors import OutDirFullError, UsageError
 from mmgen.run.outcomes import EventSink, RunResult
 from mmgen.run.runner import RunConfig, Runner
 from mmgen.serving import LOOPBACK_HOSTS
@@ -73,6 +75,38 @@ def needs_listener(target: Target, settings: RunSettings) -> bool:
             "or use --wait poll",
         )
     return reachable
+
+
+#: Bytes a probe file writes (and fsyncs) in the out dir before a run pays for anything.
+PROBE_BYTES = 64 * 1024
+#: Free space the out dir must have before a run pays for anything: a few videos' worth.
+MIN_FREE_BYTES = 64 * 1024 * 1024
+
+
+def check_room(out_dir: Path) -> None:
+    """Refuse, with one line, an out dir that cannot take a record and a video: a probe file is
+    written, fsync'd and removed, and the file system must have :data:`MIN_FREE_BYTES` free."""
+    probe = out_dir / f".mmgen-probe-{os.getpid()}.part"
+    try:
+        with open(probe, "wb") as handle:
+            handle.write(b"\0" * PROBE_BYTES)
+            handle.flush()
+            os.fsync(handle.fileno())
+        free = shutil.disk_usage(out_dir).free
+    except OSError as err:
+        raise OutDirFullError(
+            f"out dir {out_dir} cannot take a video: {err.strerror or err}",
+            hint="nothing was submitted; free space or fix permissions, then run again",
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+    if free < MIN_FREE_BYTES:
+        raise OutDirFullError(
+            f"out dir {out_dir} has {free // (1024 * 1024)} MB free, "
+            f"less than the {MIN_FREE_BYTES // (1024 * 1024)} MB a run needs",
+            hint="nothing was submitted; free space, then run again",
+        )
 
 
 def mark_interrupted_submits(store: RecordStore) -> list[Record]:
@@ -141,6 +175,8 @@ async def execute(
         busy = any(item.action in ("submit", "changed", "resume") for item in items)
         if busy and not target.api_key:
             raise UsageError("no MiniMax API key", hint="set MINIMAX_API_KEY, or use --mock")
+        if busy:  # before anything is paid for
+            await asyncio.to_thread(check_room, store.out_dir)
         async with contextlib.AsyncExitStack() as stack:
             # With nothing to do no call is made: a run that only skips needs no key.
             api_key = (target.api_key if busy else None) or "unused"
