@@ -58,6 +58,7 @@ from mmgen.errors import (
     is_account_error,
     is_transient,
 )
+from mmgen.run.listener import Pushes
 from mmgen.run.outcomes import EventSink, JobEvent, JobOutcome, RunResult
 from mmgen.state.files import publish
 from mmgen.state.planning import PlanItem, version_path
@@ -168,9 +169,9 @@ class Runner:
         self._slots = asyncio.Semaphore(max(1, config.concurrency))
         self._creating = asyncio.Semaphore(CREATES_IN_FLIGHT)
         self._stopped: str | None = None
-        self._waiting: set[asyncio.Queue[dict[str, Any]]] = set()  # pushes of waiting jobs
+        self._waiting: set[Pushes] = set()  # pushes of waiting jobs
         # job name -> (token, pushes) of the callback path its create was given
-        self._callbacks: dict[str, tuple[str, asyncio.Queue[dict[str, Any]]]] = {}
+        self._callbacks: dict[str, tuple[str, Pushes]] = {}
         self._stop_event = asyncio.Event()
         self._offer_callbacks = listener is not None
         self._callback_refusals = 0
@@ -221,8 +222,7 @@ class Runner:
             self._stopped = f"stopped submitting: {error.one_line()}"
             log.warning("%s", self._stopped)
             for pushes in self._waiting:
-                with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes it anyway
-                    pushes.put_nowait({})  # wakes the job; it sees the run stopped
+                pushes.put_nowait({})  # wakes the job; it sees the run stopped
             self._stop_event.set()  # creates waiting for the limiter or a retry give up
 
     def _warn_once(self, message: str) -> None:
@@ -468,8 +468,7 @@ class Runner:
                     continue
                 if status is None:
                     continue
-                with contextlib.suppress(asyncio.QueueFull):
-                    pushes.put_nowait(pushed)  # the wait that follows sees it again
+                pushes.put_nowait(pushed)  # the wait that follows sees it again
                 log.info("%s: adopted task %s (its push and a query)", item.job.name, task_id)
                 return task_id
             return None
@@ -529,7 +528,7 @@ class Runner:
         assert task_id is not None
         entry = self._callbacks.get(item.job.name) if fresh else None
         watched = entry is not None
-        pushes: asyncio.Queue[dict[str, Any]] = entry[1] if entry else asyncio.Queue()
+        pushes: Pushes = entry[1] if entry else Pushes()
         # a resumed task's callback_url was an earlier run's listener: poll it, whatever --wait
         polling = self.config.wait != "callback" or not watched or not fresh
         interval = self.config.poll_interval
@@ -673,9 +672,7 @@ class Runner:
         return JobOutcome(job.name, "skip", True, record, message)
 
 
-async def _next_push(
-    pushes: asyncio.Queue[dict[str, Any]], timeout: float | None
-) -> dict[str, Any] | None:
+async def _next_push(pushes: Pushes, timeout: float | None) -> dict[str, Any] | None:
     """The next push; None after ``timeout`` seconds (no task made per wait)."""
     try:
         async with asyncio.timeout(timeout):
