@@ -351,22 +351,35 @@ class Runner:
 
     async def _submit(self, item: PlanItem) -> Record | JobOutcome:
         job = item.job
+        body = dict(job.body)
+        callback = self._offer_callbacks and self._own_callback(item)
+        if callback and self.listener is not None:
+            # this create's own path: its pushes name the job even before the answer is read
+            token = secrets.token_urlsafe(12)
+            self._callbacks[job.name] = (token, self.listener.watch(token))
+            body["callback_url"] = self.listener.url_for(token)
+        pending = Record(
+            job=job.name,
+            spec=job.file,
+            spec_hash=job.spec_hash,
+            state="submitting",
+            video=version_path(job.output, job.spec_hash),
+            request=request_snapshot(job.body),
+            image=job.subject_image,
+            source_hash=job.source_hash,
+        )
         written: list[Record] = []
-        body: dict[str, Any] = {}
-        callback = False
 
         async def before_send() -> None:
             if self._stopped is not None:
                 raise NotSentError
             if not written:
                 self._emit(JobEvent(job.name, item.action, "submitting"))
-                pending = _pending_record(item).evolve(submitted_at=utc_now())
-                written.append(await self.store.write(pending))
+                written.append(await self.store.write(pending.evolve(submitted_at=utc_now())))
 
         try:
             try:
-                async with self._creating:  # a job still waiting here holds nothing built
-                    body, callback = self._request(item)
+                async with self._creating:
                     task_id = await self._create(written, body, before_send)
             except CallbackCheckError as err:
                 if not callback or self.config.wait != "auto":
@@ -413,17 +426,6 @@ class Runner:
         record = await self._record_task_id(written[0], task_id)
         self._emit(JobEvent(job.name, item.action, "submitted", task_id=task_id))
         return record
-
-    def _request(self, item: PlanItem) -> tuple[dict[str, Any], bool]:
-        """The create's body, and whether it carries this run's callback URL: a path of the
-        create's own, so its pushes name the job even before the answer is read."""
-        body = dict(item.job.body)
-        callback = self._offer_callbacks and self._own_callback(item)
-        if callback and self.listener is not None:
-            token = secrets.token_urlsafe(12)
-            self._callbacks[item.job.name] = (token, self.listener.watch(token))
-            body["callback_url"] = self.listener.url_for(token)
-        return body, callback
 
     async def _record_task_id(self, pending: Record, task_id: str) -> Record:
         """Record the task a create made (and paid for); if that cannot be written, the error
@@ -668,21 +670,6 @@ class Runner:
             record = await self.store.write(record.evolve(video=version))
         message = item.reason if item.restore else "already done"
         return JobOutcome(job.name, "skip", True, record, message)
-
-
-def _pending_record(item: PlanItem) -> Record:
-    """The "submitting" record of a create about to leave."""
-    job = item.job
-    return Record(
-        job=job.name,
-        spec=job.file,
-        spec_hash=job.spec_hash,
-        state="submitting",
-        video=version_path(job.output, job.spec_hash),
-        request=request_snapshot(job.body),
-        image=job.subject_image,
-        source_hash=job.source_hash,
-    )
 
 
 async def _next_push(pushes: Pushes, timeout: float | None) -> dict[str, Any] | None:
