@@ -113,6 +113,11 @@ MIN_SCRUB_LENGTH = 6
 #: Most tries of one call whose connection could not be made at all (refused, DNS, timeout).
 CONNECT_ATTEMPTS = 3
 
+#: Calls (with their retries) under way at once. The connections bound the requests anyway;
+#: when 10,000 tasks end together, the jobs past this wait holding a coroutine only, not a
+#: call's retry state (bench/inflight.py: peak RSS).
+CALLS_IN_FLIGHT = 256
+
 #: Default pool sizes: API calls are short, so tens of connections serve thousands of jobs.
 DEFAULT_MAX_CONNECTIONS = 48
 DEFAULT_MAX_DOWNLOADS = 8
@@ -203,6 +208,7 @@ class MiniMaxClient:
         self._api = ConnectionPool(
             max_connections, tls=tls, shared=http, timeout=API_TIMEOUT, headers=agent
         )
+        self._calls = asyncio.Semaphore(CALLS_IN_FLIGHT)
         self._cdn = ConnectionPool(
             max_downloads, tls=tls, shared=http, timeout=DOWNLOAD_TIMEOUT, headers=agent
         )
@@ -372,6 +378,18 @@ class MiniMaxClient:
         return text.replace(self._api_key, "***")
 
     async def _with_retries(
+        self,
+        op: Callable[[], Awaitable[T]],
+        attempts: int,
+        retryable: Callable[[BaseException], bool],
+        what: str,
+        *,
+        abort: asyncio.Event | None = None,
+    ) -> T:
+        async with self._calls:  # a call waiting here holds no retry state yet
+            return await self._retrying(op, attempts, retryable, what, abort=abort)
+
+    async def _retrying(
         self,
         op: Callable[[], Awaitable[T]],
         attempts: int,
