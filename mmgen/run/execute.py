@@ -22,9 +22,9 @@ from mmgen.errors import OutDirFullError, UsageError
 from mmgen.run.outcomes import EventSink, RunResult
 from mmgen.run.runner import RunConfig, Runner
 from mmgen.serving import LOOPBACK_HOSTS
-from mmgen.state.planning import plan
+from mmgen.state.planning import plan, refuse_rehearsal_over_real_records
 from mmgen.state.pricing import enforce_max_tasks
-from mmgen.state.records import Record, RecordError, RecordStore
+from mmgen.state.records import Record, RecordError, RecordStore, refuse_nested_out_dirs
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -160,8 +160,10 @@ async def execute(
     from mmgen.run.listener import CallbackListener
 
     with_listener = needs_listener(target, settings)
+    await asyncio.to_thread(refuse_nested_out_dirs, settings.config.out_dir)
     store = RecordStore(settings.config.out_dir)
     with store.lock():
+        refuse_rehearsal_over_real_records(jobs, store, settings.config.api)
         mark_interrupted_submits(store)
         await asyncio.to_thread(remove_partial_downloads, store.out_dir)
         items = await asyncio.to_thread(
@@ -170,6 +172,7 @@ async def execute(
             store,
             replace=settings.replace,
             resubmit_unknown=settings.resubmit_unknown,
+            api=settings.config.api,
         )
         enforce_max_tasks(items, settings.max_tasks, resubmit_unknown=settings.resubmit_unknown)
         busy = any(item.action in ("submit", "changed", "resume") for item in items)

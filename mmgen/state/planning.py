@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING
 
+from mmgen.errors import UsageError
 from mmgen.run.outcomes import Action
-from mmgen.state.records import Record, RecordStore
+from mmgen.state.records import DEFAULT_API, MOCK_API, Record, RecordStore, describe_api
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -67,18 +68,43 @@ def plan(
     *,
     replace: Collection[str] = (),
     resubmit_unknown: bool = False,
+    api: str = DEFAULT_API,
 ) -> list[PlanItem]:
-    """Decide, per job, what a run does. Reads files (sha256 of existing videos): call it off
-    the event loop (``asyncio.to_thread``) inside a run."""
-    return [_plan_one(job, store, replace, resubmit_unknown) for job in jobs]
+    """Decide, per job, what a run against ``api`` (a :attr:`Record.api` identity) does.
+    Reads files (sha256 of existing videos): call it off the event loop
+    (``asyncio.to_thread``) inside a run."""
+    return [_plan_one(job, store, replace, resubmit_unknown, api) for job in jobs]
+
+
+def refuse_rehearsal_over_real_records(
+    jobs: Sequence[JobSpec], store: RecordStore, api: str
+) -> None:
+    """A run against the mock never writes over a real API's records: they may hold a paid
+    task still in flight (or ``unknown``) and their videos are the real ones, both of which
+    the rehearsal would replace. Raises :class:`~mmgen.errors.UsageError` naming the jobs."""
+    if api != MOCK_API:
+        return
+    real = sorted(
+        {job.name for job in jobs for record in store.for_job(job.name) if record.api != api}
+    )
+    if real:
+        shown = ", ".join(real[:5]) + (f" and {len(real) - 5} more" if len(real) > 5 else "")
+        raise UsageError(
+            f"{store.out_dir}: {shown} recorded against a real API; a rehearsal on the mock "
+            "would write over those records and videos",
+            hint="rehearse in another --out; run --mock without --out uses mmgen-mock-out/",
+        )
 
 
 def _plan_one(
-    job: JobSpec, store: RecordStore, replace: Collection[str], resubmit_unknown: bool
+    job: JobSpec, store: RecordStore, replace: Collection[str], resubmit_unknown: bool, api: str
 ) -> PlanItem:
     record = store.get(job.name, job.spec_hash)
     if job.name in replace:
         return PlanItem(job, "submit", "--replace: generate again", record)
+    if record is not None and record.api != api:  # its task ids mean nothing to this API
+        why = f"recorded against {describe_api(record.api)}; this run uses {describe_api(api)}"
+        return PlanItem(job, "submit", why, record)
     if record is None:
         others = [r for r in store.for_job(job.name) if r.spec_hash != job.spec_hash]
         if others:
@@ -122,7 +148,7 @@ def _plan_success(job: JobSpec, out_dir: Path, record: Record) -> PlanItem:
     wanted = version_path(job.output, job.spec_hash)
     candidates = [wanted] + [p for p in (record.video,) if p and p != wanted]
     for candidate in candidates:
-        if file_sha256(out_dir / candidate) == record.sha256:
+        if record.sha256 is not None and file_sha256(out_dir / candidate) == record.sha256:
             current = out_dir / job.output
             if candidate != job.output and not _holds(current, out_dir / candidate, record):
                 why = f"done; {job.output} becomes this version again (a local copy)"

@@ -34,11 +34,12 @@ import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from mmgen.dataurl import data_url_bytes
 from mmgen.errors import (
@@ -57,6 +58,34 @@ STATES: tuple[State, ...] = ("submitting", "submitted", "success", "failed", "un
 
 JOURNAL = "records.jsonl"
 LOCK = ".lock"
+
+#: The API a record was made against (:attr:`Record.api`): MiniMax's default origin (also what
+#: records written before the field existed count as), or the mock ``run --mock`` starts.
+DEFAULT_API = "https://api.minimax.io"
+MOCK_API = "mock"
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def api_identity(base_url: str) -> str:
+    """The API a base URL names, as records keep it: its origin (``scheme://host[:port]``,
+    lower case, no credentials, no default port, no path). Raises :class:`ValueError` for a
+    URL that is not ``http(s)://HOST``."""
+    parts = urlsplit(base_url.strip())
+    scheme = parts.scheme.lower()
+    if scheme not in _DEFAULT_PORTS or not parts.hostname:
+        raise ValueError("not an http(s)://HOST URL")
+    port = parts.port  # ValueError when out of range or not a number
+    host = parts.hostname  # lower case, brackets of an IPv6 address dropped
+    if ":" in host:
+        host = f"[{host}]"
+    if port is not None and port != _DEFAULT_PORTS[scheme]:
+        host = f"{host}:{port}"
+    return f"{scheme}://{host}"
+
+
+def describe_api(api: str) -> str:
+    """An API identity for a message: ``the mock`` or the origin."""
+    return "the mock" if api == MOCK_API else api
 
 
 def utc_now() -> str:
@@ -103,6 +132,10 @@ class Record:
     #: :attr:`mmgen.jobfile.spec.JobSpec.source_hash` (the job before ``${ENV}`` and local images):
     #: tells "job file changed" from "an environment variable or image changed".
     source_hash: str | None = None
+    #: The API the record was made against: :func:`api_identity` of the base URL, or
+    #: :data:`MOCK_API`. A record of another API is never resumed nor skipped on (a mock's
+    #: task ids mean nothing to MiniMax). Older records, without it, count as the default.
+    api: str = DEFAULT_API
 
     @property
     def key(self) -> tuple[str, str]:
@@ -121,20 +154,106 @@ class Record:
         return data
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Record:
+    def from_json(cls, data: Any) -> Record:
+        """A record from one journal line's JSON, checked: every field of the right type and
+        the state's invariants hold (a ``submitted`` record has its task id...). Raises
+        :class:`ValueError` saying what is wrong; unknown keys (a newer mmgen's) are ignored."""
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-        known = {f.name for f in fields(cls)}
         missing = {"job", "spec", "spec_hash", "state"} - data.keys()
         if missing:
             raise ValueError(f"missing {', '.join(sorted(missing))}")
-        if data["state"] not in STATES:
-            raise ValueError(f"unknown state {data['state']!r}")
-        values = {k: v for k, v in data.items() if k in known}
+        values = {k: v for k, v in data.items() if k in _FIELD_NAMES}
+        if values.get("api", DEFAULT_API) is None:
+            del values["api"]  # null: made before records named their API
+        for name, value in values.items():
+            check = _FIELD_CHECKS.get(name)
+            if check is not None and (value is not None or name in _REQUIRED):
+                problem = check(value)
+                if problem:
+                    raise ValueError(f"{name}: {problem}, not {_shown(value)}")
+        state = values["state"]
+        for name in _NEEDED_BY_STATE.get(state, ()):
+            if values.get(name) is None:
+                raise ValueError(f"a {state} record without {name}")
         error = values.get("error")
         if error is not None:
-            values["error"] = RecordError(code=error["code"], message=str(error["message"]))
+            values["error"] = RecordError(code=error["code"], message=error["message"])
         return cls(**values)
+
+
+def _text(value: Any) -> str | None:
+    return None if isinstance(value, str) and value else "a non-empty string expected"
+
+
+def _count(value: Any) -> str | None:
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return None
+    return "a whole number of at least 0 expected"
+
+
+def _state(value: Any) -> str | None:
+    return None if value in STATES else f"one of {', '.join(STATES)} expected"
+
+
+def _object(value: Any) -> str | None:
+    return None if isinstance(value, dict) else "a JSON object expected"
+
+
+def _inside(value: Any) -> str | None:
+    """A path inside the out dir: relative, never climbing out of it."""
+    if _text(value) is not None:
+        return _text(value)
+    path = PurePosixPath(value)
+    if path.is_absolute() or ".." in path.parts or "\\" in value:
+        return "a path inside the out dir expected"
+    return None
+
+
+def _error(value: Any) -> str | None:
+    if (
+        not isinstance(value, dict)
+        or not isinstance(value.get("message"), str)
+        or isinstance(value.get("code"), bool)
+        or not isinstance(value.get("code"), int | str)
+    ):
+        return "{code: number or text, message: text} expected"
+    return None
+
+
+_FIELD_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "job": _text,
+    "spec": _text,
+    "spec_hash": _text,
+    "state": _state,
+    "task_id": _text,
+    "file_id": _text,
+    "video": _inside,
+    "sha256": _text,
+    "bytes": _count,
+    "width": _count,
+    "height": _count,
+    "error": _error,
+    "submitted_at": _text,
+    "finished_at": _text,
+    "updated_at": _text,
+    "request": _object,
+    "image": _text,
+    "source_hash": _text,
+    "api": _text,
+}
+_REQUIRED = frozenset({"job", "spec", "spec_hash", "state", "updated_at"})
+#: What a record in each state cannot be without (the runner relies on it).
+_NEEDED_BY_STATE: dict[str, tuple[str, ...]] = {
+    "submitted": ("task_id",),
+    "success": ("task_id",),
+}
+
+
+def _shown(value: Any) -> str:
+    """A JSON value for an error message, cut short."""
+    text = json.dumps(value, ensure_ascii=False)
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(Record))
@@ -154,6 +273,7 @@ class RecordStore:
         self._batch: list[Record] = []
         self._batch_done: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        self._cut_to: int | None = None  # the journal's good length, when a cut-back is owed
         self._load()
 
     # --- reading ---------------------------------------------------------------------------
@@ -176,9 +296,10 @@ class RecordStore:
                 continue
             try:
                 record = Record.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError) as err:
+            except (ValueError, RecursionError) as err:  # UnicodeDecodeError is a ValueError
+                what = "nested too deeply" if isinstance(err, RecursionError) else err
                 raise StateError(
-                    f"{self.path}:{number}: corrupt outcome record ({err})",
+                    f"{self.path}:{number}: corrupt outcome record: {what}",
                     hint="fix or remove that line; the other records are intact",
                 ) from err
             self._records[record.key] = record
@@ -311,15 +432,33 @@ class RecordStore:
     def _append(self, records: list[Record]) -> None:
         if not self._writable:
             raise StateError("outcome records are not open for writing (no lock held)")
+        # encoded first: a record that cannot be (a non-UTF-8 name) never leaves an empty journal
+        data = "".join(_journal_line(record) for record in records).encode("utf-8")
         if self._fd is None:  # the first record of this out dir: create the journal
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             fsync_dir(self.out_dir)
-        data = "".join(_journal_line(record) for record in records).encode("utf-8")
+        if self._cut_to is not None:  # an earlier failed append could not be cut back yet
+            self._cut_back(self._fd, self._cut_to)
+        good = os.fstat(self._fd).st_size
         view = memoryview(data)
         written = 0
-        while written < len(data):
-            written += os.write(self._fd, view[written:])
-        os.fsync(self._fd)
+        try:
+            while written < len(data):
+                written += os.write(self._fd, view[written:])
+            os.fsync(self._fd)
+        except OSError:
+            # Part of a line may be in the file (disk full mid-write): cut it off, so the next
+            # append does not join the fragment (one corrupt line in the middle of the journal).
+            with contextlib.suppress(OSError):  # else cut before the next append, or never
+                self._cut_to = good
+                self._cut_back(self._fd, good)
+            raise
+
+    def _cut_back(self, fd: int, size: int) -> None:
+        """Truncate the journal to ``size``, its length after the last good append."""
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+        self._cut_to = None
 
     def compact(self) -> None:
         """Rewrite the journal with one line per record, atomically."""
@@ -342,6 +481,29 @@ class RecordStore:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._lines = len(self._records)
+        self._cut_to = None  # the rewrite holds no fragment
+
+
+def refuse_nested_out_dirs(out_dir: Path) -> None:
+    """Refuse an out dir inside another out dir, or holding one (each found by its journal).
+
+    A run owns its whole out dir: it tidies what a killed run left there (``.part`` files of
+    unfinished downloads) and its lock covers only that folder, so a run on ``nest`` deleted
+    the downloads in progress of a concurrent run on ``nest/sub``. Raises :class:`StateError`.
+    """
+    here = Path(out_dir).resolve()
+    for parent in here.parents:
+        if (parent / JOURNAL).is_file():
+            raise StateError(
+                f"out dir {out_dir} is inside the out dir {parent} (it holds {JOURNAL})",
+                hint="use a folder outside it: out dirs must not contain each other",
+            )
+    for folder, _dirs, files in os.walk(here):
+        if JOURNAL in files and Path(folder) != here:
+            raise StateError(
+                f"out dir {out_dir} holds the out dir {folder} (it holds {JOURNAL})",
+                hint="use another folder: out dirs must not contain each other",
+            )
 
 
 def request_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
