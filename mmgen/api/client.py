@@ -50,7 +50,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from mmgen import __version__
+from mmgen import DEFAULT_BASE_URL, __version__
 from mmgen.api.download import DOWNLOAD_TIMEOUT, download_once, download_retryable
 from mmgen.api.ratelimit import RateLimiter
 from mmgen.api.responses import (
@@ -96,8 +96,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The international API; mainland China's is https://api.minimaxi.com.
-DEFAULT_BASE_URL = "https://api.minimax.io"
 
 #: ``ApiError.code`` of an answer whose body could not be understood.
 MALFORMED_RESPONSE = -1

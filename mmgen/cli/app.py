@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from rich.console import Console, RenderableType
 
-from mmgen import DISTRIBUTION, __version__
+from mmgen import DEFAULT_BASE_URL, DISTRIBUTION, __version__
 from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError
 
 P = ParamSpec("P")
@@ -150,7 +150,7 @@ BASE_URL_OPTION = click.option(
     "--base-url",
     type=BaseUrl(),
     envvar="MINIMAX_BASE_URL",
-    default="https://api.minimax.io",
+    default=DEFAULT_BASE_URL,
     show_default=True,
     help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
 )

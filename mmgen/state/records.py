@@ -41,6 +41,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
+from mmgen import DEFAULT_BASE_URL
 from mmgen.dataurl import data_url_bytes
 from mmgen.errors import (
     AmbiguousSubmitError,
@@ -61,7 +62,7 @@ LOCK = ".lock"
 
 #: The API a record was made against (:attr:`Record.api`): MiniMax's default origin (also what
 #: records written before the field existed count as), or the mock ``run --mock`` starts.
-DEFAULT_API = "https://api.minimax.io"
+DEFAULT_API = DEFAULT_BASE_URL
 MOCK_API = "mock"
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 
