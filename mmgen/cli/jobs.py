@@ -114,7 +114,7 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
 @handle_errors
 def plan_command(
     paths: tuple[Path, ...],
-    out_dir: Path,
+    out: str,
     replace: tuple[str, ...],
     resubmit_unknown: bool,
     fmt: str,
@@ -124,15 +124,15 @@ def plan_command(
     """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
     from mmgen.jobfile.spec import load_jobs
     from mmgen.report import render_plan
+    from mmgen.state.outdir import open_out
     from mmgen.state.planning import plan
     from mmgen.state.pricing import load_prices, plan_exit_code
-    from mmgen.state.records import RecordStore
 
     prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
     jobs = load_jobs(list(paths))
     check_replace(replace, [job.name for job in jobs])
     items = plan(
-        jobs, RecordStore(out_dir), replace=set(replace), resubmit_unknown=resubmit_unknown
+        jobs, open_out(out).records, replace=set(replace), resubmit_unknown=resubmit_unknown
     )
     show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown))
     if detailed_exitcode:
@@ -158,17 +158,18 @@ def check_replace(replace: tuple[str, ...], names: list[str]) -> None:
     "--all", "show_all", is_flag=True, help="Every version of every job, not only the current."
 )
 @handle_errors
-def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
+def status_command(out: str, fmt: str, show_all: bool) -> None:
     """Show the outcome records of an out dir: the current version of each job (--all: every
     version). Exit 2 when the out dir has no records."""
     from mmgen.report import render_records
-    from mmgen.state.records import JOURNAL, RecordStore
+    from mmgen.state.outdir import open_out
 
-    if not (out_dir / JOURNAL).is_file():
+    out_dir = open_out(out)
+    if not out_dir.has_records():
         raise UsageError(
-            f"no outcome records in {out_dir}",
+            f"no outcome records in {out}",
             hint="give the --out of an earlier `mmgen run` (default mmgen-out)",
         )
-    store = RecordStore(out_dir)
+    store = out_dir.records
     every = show_all or fmt == "html"  # the gallery shows each job's version history
     show(render_records(store.records() if every else store.current(), fmt))

@@ -33,6 +33,7 @@ from mmgen.serving import loop_factory
 
 if TYPE_CHECKING:
     from mmgen.run.execute import Target
+    from mmgen.state.outdir import OutDir
 
 #: The key ``run --mock`` uses with its bundled mock (any key works there).
 MOCK_API_KEY = "mmgen-mock-key"
@@ -119,7 +120,7 @@ def run_command(
     mock: bool,
     mock_config_file: Path | None,
     base_url: str,
-    out_dir: Path,
+    out: str,
     concurrency: int,
     rpm: int | None,
     wait: str,
@@ -136,13 +137,15 @@ def run_command(
 
     A reconcile: jobs already done are skipped, jobs in flight are re-attached, nothing is
     paid for twice. Exit 0 when every job succeeded, 1 when any failed, 2 for bad input,
-    75 when another run holds the out dir, 130 when interrupted (the next run resumes).
+    75 when jobs were left to another run that claimed them first (and nothing failed),
+    130 when interrupted (the next run resumes).
     """
     from mmgen.jobfile.spec import load_jobs
-    from mmgen.report import RunProgress, render_outcomes, write_gallery
+    from mmgen.report import RunProgress, render_outcomes
     from mmgen.run.execute import RunSettings, Target, execute
     from mmgen.run.runner import RunConfig
-    from mmgen.state.records import RecordStore
+    from mmgen.state.outdir import open_out
+    from mmgen.state.store import is_object_url
 
     settings: Settings = ctx.obj
     if mock_config_file is not None and not mock:
@@ -158,7 +161,7 @@ def run_command(
     )
     run_settings = RunSettings(
         config=RunConfig(
-            out_dir=out_dir,
+            out_dir=Path(out),  # an object store's: a staging folder, chosen by the run
             concurrency=concurrency,
             wait=wait,  # type: ignore[arg-type]
             poll_interval=poll,
@@ -172,27 +175,42 @@ def run_command(
         replace=frozenset(replace),
         resubmit_unknown=resubmit_unknown,
         max_tasks=max_tasks,  # the spending guard, checked under the out dir's lock
+        out=out,
     )
     progress = RunProgress(console(stderr=True), quiet=settings.verbosity < 0)
     with contextlib.ExitStack() as stack:
         if mock:  # the rehearsal mock, its tasks kept in OUT/.mock/ so a resumed run finds them
-            target = stack.enter_context(rehearsal_mock(mock_config_file, out_dir))
+            state = None if is_object_url(out) else Path(out) / ".mock"
+            target = stack.enter_context(rehearsal_mock(mock_config_file, state))
         with progress, asyncio.Runner(loop_factory=loop_factory()) as runner:
             result = runner.run(execute(jobs, target, run_settings, on_event=progress.on_event))
     for warning in result.warnings:
         click.echo(f"mmgen: warning: {warning}", err=True)
     if result.stopped:
         click.echo(f"mmgen: error: {result.stopped}", err=True)
-    store = RecordStore(out_dir)
-    if store.records():
+    out_dir = open_out(out)
+    if out_dir.records.records():
         prompts = {job.name: str(job.body.get("prompt", "")) for job in jobs}
-        write_gallery(out_dir, store.records(), prompts)
+        save_gallery(out_dir, prompts)
     show(render_outcomes(result, fmt))
     sys.exit(result.exit_code)
 
 
+def save_gallery(out: OutDir, prompts: dict[str, str]) -> None:
+    """Write the gallery page into the out dir: ``index.html`` beside the videos (its links
+    are relative, so a bucket or a static site serves it as it is)."""
+    from mmgen.report.gallery import gallery_parts, write_gallery
+    from mmgen.state.store import LocalStore
+
+    records = out.records.records()
+    if isinstance(out.store, LocalStore):
+        write_gallery(out.store.root, records, prompts)
+    else:
+        out.store.put("index.html", "".join(gallery_parts(records, prompts)).encode("utf-8"))
+
+
 @contextlib.contextmanager
-def rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
+def rehearsal_mock(config_file: Path | None, state_dir: Path | None) -> Iterator[Target]:
     """Serve the bundled mock on loopback for ``run --mock`` (its own thread), persisting its
     tasks in ``OUT/.mock/`` so an interrupted rehearsal resumes like a real run."""
     from mmgen.run.execute import Target
@@ -201,6 +219,6 @@ def rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
 
     config = command_line_config(config_file)
     if config.state_dir is None:
-        config.state_dir = out_dir / ".mock"
+        config.state_dir = state_dir
     with MockServers(config) as mock:  # the API origin and, like MiniMax, a separate CDN one
         yield Target(base_url=mock.url, api_key=MOCK_API_KEY, base_url_source="--mock")

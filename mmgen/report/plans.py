@@ -33,6 +33,7 @@ ACTION_STYLES = {
     "resume": "cyan",
     "skip": "dim",
     "unknown": "red",
+    "claimed": "magenta",
 }
 
 #: How the summary line names each action's count.
@@ -42,6 +43,7 @@ _SUMMARY_WORDS = {
     "resume": "to resume",
     "skip": "skipped (done)",
     "unknown": "unknown",
+    "claimed": "claimed by another run",
 }
 
 

@@ -1,5 +1,11 @@
-"""A whole ``mmgen run``: lock the out dir, tidy what a killed run left, plan, build the client
-and the callback listener, run the plan (:class:`mmgen.run.runner.Runner`), drain the records.
+"""A whole ``mmgen run``: open the out dir (a folder or an object store) for writing, tidy what a
+killed run left, plan, meet the claims of other runs, build the client and the callback
+listener, run the plan (:class:`mmgen.run.runner.Runner`), drain the records.
+
+Claims (:mod:`mmgen.state.claims`) are taken by the record store right before each create;
+here, before the run, a job another run has claimed is followed (its task id is known: resume
+it, no create) or left to that run (no task id yet: outcome ``claimed``, exit 75 when nothing
+else failed). A claim without a task id whose runner is gone is ``unknown``.
 
 The target is any MiniMax-compatible base URL: the real API, or a mock that the command line
 started (the core never imports the mock).
@@ -12,16 +18,18 @@ import contextlib
 import gc
 import signal
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
 from mmgen.errors import UsageError
-from mmgen.run.outcomes import EventSink, RunResult
+from mmgen.run.outcomes import EventSink, JobOutcome, RunResult
 from mmgen.run.runner import RunConfig, Runner
-from mmgen.state.planning import plan
+from mmgen.state.claims import Claim, Claims, RunIdentity
+from mmgen.state.outdir import OutDir, open_out
+from mmgen.state.planning import PlanItem, plan, version_path
 from mmgen.state.pricing import enforce_max_tasks
 from mmgen.state.records import Record, RecordError, RecordStore
 
@@ -52,6 +60,8 @@ class RunSettings:
     resubmit_unknown: bool = False
     #: Refuse the run when it would create more tasks than this (the spending guard).
     max_tasks: int | None = None
+    #: ``--out`` as given: a folder or an object-store URL (None: ``config.out_dir``).
+    out: str | None = None
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -99,25 +109,82 @@ def _calm_garbage_collector() -> Iterator[None]:
         gc.unfreeze()
 
 
-def mark_interrupted_submits(store: RecordStore) -> list[Record]:
+def mark_interrupted_submits(store: RecordStore, claims: Claims | None = None) -> list[Record]:
     """Records left in "submitting" by a run that died before it got a task id become
-    "unknown": the task may or may not exist, and only the user may decide to pay again."""
+    "unknown": the task may or may not exist, and only the user may decide to pay again.
+    With ``claims``, a record whose claim's runner may still be alive is left alone."""
     changed = []
+    held = claims.keys() if claims is not None else set()
     for record in store.records():
-        if record.state == "submitting":
-            changed.append(
-                store.put(
-                    record.evolve(
-                        state="unknown",
-                        error=RecordError(
-                            "interrupted",
-                            "the run stopped after the create request left and before a task "
-                            "id came back: the task may exist",
-                        ),
-                    )
+        if record.state != "submitting":
+            continue
+        if claims is not None and record.key in held:
+            claim = claims.read(record.job, record.spec_hash)
+            if claim is not None and not claims.is_dead(claim):
+                continue
+        changed.append(
+            store.put(
+                record.evolve(
+                    state="unknown",
+                    error=RecordError(
+                        "interrupted",
+                        "the run stopped after the create request left and before a task "
+                        "id came back: the task may exist",
+                    ),
                 )
             )
+        )
     return changed
+
+
+def meet_claims(
+    items: list[PlanItem], store: RecordStore, claims: Claims, *, resubmit_unknown: bool
+) -> tuple[list[PlanItem], dict[str, JobOutcome]]:
+    """Follow or leave the jobs that other runs claimed (one listing, then one read per claimed
+    job): returns the items to run and the outcomes of the jobs left to their holders."""
+    held = claims.keys()
+    run: list[PlanItem] = []
+    left: dict[str, JobOutcome] = {}
+    for item in items:
+        job = item.job
+        if item.action not in ("submit", "changed", "unknown") or (
+            (job.name, job.spec_hash) not in held
+        ):
+            run.append(item)
+            continue
+        claim = claims.read(job.name, job.spec_hash)
+        if claim is None:
+            run.append(item)
+        elif claim.task_id is not None:
+            run.append(_follow(item, store, claim))
+        elif claims.is_dead(claim):
+            if item.action == "unknown" or not resubmit_unknown:
+                why = f"claimed by {claim.holder()}, which is gone: the task may exist"
+                run.append(replace(item, action="unknown", reason=why))
+            else:
+                claims.unlock(job.name, job.spec_hash)  # --resubmit-unknown: the user said so
+                run.append(item)
+        else:
+            message = f"claimed by {claim.holder()} (no task id yet): left to that run"
+            left[job.name] = JobOutcome(job.name, "claimed", False, item.record, message)
+    return run, left
+
+
+def _follow(item: PlanItem, store: RecordStore, claim: Claim) -> PlanItem:
+    """A job another run created: wait for (or download) its task; never create it again."""
+    job = item.job
+    record = store.get(job.name, job.spec_hash) or Record(
+        job=job.name,
+        spec=job.file,
+        spec_hash=job.spec_hash,
+        state="submitted",
+        video=version_path(job.output, job.spec_hash),
+        image=job.subject_image,
+        source_hash=job.source_hash,
+    )
+    record = record.evolve(state="submitted", task_id=claim.task_id, error=None)
+    why = f"claimed by {claim.holder()}: follow its task {claim.task_id}"
+    return PlanItem(job, "resume", why, record)
 
 
 def remove_partial_downloads(out_dir: Path) -> list[Path]:
@@ -150,7 +217,10 @@ async def execute(
     from mmgen.run.listener import CallbackListener
 
     with_listener = needs_listener(target, settings)
-    store = RecordStore(settings.config.out_dir)
+    runner_id = RunIdentity.this_process()
+    out: OutDir = open_out(settings.out or settings.config.out_dir, run_id=runner_id.run_id)
+    store = out.records
+    config = replace(settings.config, out_dir=store.out_dir)
     # SIGTERM (a CI pipeline being cancelled) stops the run like Ctrl-C: records stay durable.
     current = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -158,8 +228,10 @@ async def execute(
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGTERM, current.cancel)
     with store.lock():
-        mark_interrupted_submits(store)
-        await asyncio.to_thread(remove_partial_downloads, store.out_dir)
+        claims = Claims(out.store, runner_id)
+        await asyncio.to_thread(mark_interrupted_submits, store, claims)
+        if store.alone:  # no other runner is downloading here
+            await asyncio.to_thread(remove_partial_downloads, store.out_dir)
         items = await asyncio.to_thread(
             plan,
             jobs,
@@ -167,7 +239,13 @@ async def execute(
             replace=settings.replace,
             resubmit_unknown=settings.resubmit_unknown,
         )
+        items, left = await asyncio.to_thread(
+            meet_claims, items, store, claims, resubmit_unknown=settings.resubmit_unknown
+        )
+        if not out.local:
+            items = await asyncio.to_thread(_restore_in_store, out, items)
         enforce_max_tasks(items, settings.max_tasks, resubmit_unknown=settings.resubmit_unknown)
+        store.claims = claims
         busy = any(item.action in ("submit", "changed", "resume") for item in items)
         if busy and not target.api_key:
             raise UsageError("no MiniMax API key", hint="set MINIMAX_API_KEY, or use --mock")
@@ -189,5 +267,40 @@ async def execute(
                 )
                 await listener.start()
                 stack.push_async_callback(listener.stop)
-            runner = Runner(client, store, settings.config, listener=listener, on_event=on_event)
-            return await runner.run(items)
+            runner = Runner(client, store, config, listener=listener, on_event=on_event)
+            result = await runner.run(items)
+        return _with_claimed(result, [job.name for job in jobs], left, claims)
+
+
+def _restore_in_store(out: OutDir, items: list[PlanItem]) -> list[PlanItem]:
+    """In an object store, a skipped version that must become ``NAME.mp4`` again (or move to
+    its version file) is copied there server side; the runner then only skips it."""
+    done = []
+    for item in items:
+        version = version_path(item.job.output, item.job.spec_hash)
+        if item.action == "skip" and (item.restore or (item.video and item.video != version)):
+            source = item.video or version
+            if source != version:
+                out.store.copy(source, version)
+            if not getattr(out.records, "preview", False):
+                out.store.copy(version, item.job.output)
+            item = replace(item, video=version, restore=False)
+        done.append(item)
+    return done
+
+
+def _with_claimed(
+    result: RunResult, names: list[str], left: dict[str, JobOutcome], claims: Claims
+) -> RunResult:
+    """The run's outcomes with the jobs left to other runs: those met before the run, and
+    those whose claim another run took first, between plan and create."""
+    outcomes = []
+    for outcome in result.outcomes:
+        met = claims.met.get(outcome.job)
+        if met is not None and not outcome.ok:
+            outcome = JobOutcome(outcome.job, "claimed", False, outcome.record, met.one_line())
+        outcomes.append(outcome)
+    outcomes += left.values()
+    order = {name: index for index, name in enumerate(names)}
+    outcomes.sort(key=lambda o: order.get(o.job, 0))
+    return RunResult(outcomes, stopped=result.stopped, warnings=result.warnings)

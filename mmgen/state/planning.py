@@ -16,13 +16,14 @@ Every version of a job keeps its own video, ``NAME.<hash8>.mp4`` (:func:`version
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mmgen.run.outcomes import Action
 from mmgen.state.records import Record, RecordStore
+from mmgen.state.store import Entry
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -70,11 +71,16 @@ def plan(
 ) -> list[PlanItem]:
     """Decide, per job, what a run does. Reads files (sha256 of existing videos): call it off
     the event loop (``asyncio.to_thread``) inside a run."""
-    return [_plan_one(job, store, replace, resubmit_unknown) for job in jobs]
+    videos = store.videos()
+    return [_plan_one(job, store, videos, replace, resubmit_unknown) for job in jobs]
 
 
 def _plan_one(
-    job: JobSpec, store: RecordStore, replace: Collection[str], resubmit_unknown: bool
+    job: JobSpec,
+    store: RecordStore,
+    videos: Videos,
+    replace: Collection[str],
+    resubmit_unknown: bool,
 ) -> PlanItem:
     record = store.get(job.name, job.spec_hash)
     if job.name in replace:
@@ -85,7 +91,7 @@ def _plan_one(
             return PlanItem(job, "changed", changed_reason(job, others[-1]), others[-1])
         return PlanItem(job, "submit", "new job")
     if record.state == "success":
-        return _plan_success(job, store.out_dir, record)
+        return _plan_success(job, videos, record)
     if record.state == "submitted":
         reason = f"in flight: re-attach to task {record.task_id}"
         if record.error is not None:
@@ -116,15 +122,54 @@ def changed_reason(job: JobSpec, previous: Record) -> str:
     return "job file changed since the last run"
 
 
-def _plan_success(job: JobSpec, out_dir: Path, record: Record) -> PlanItem:
+class Videos(Protocol):
+    """How plan checks the videos of recorded successes: a folder's files, or an object
+    store's listing (:meth:`RecordStore.videos`)."""
+
+    def intact(self, path: str, record: Record) -> bool:
+        """Whether ``path`` holds the video ``record`` describes."""
+
+    def holds(self, current: str, version: str, record: Record) -> bool:
+        """Whether ``current`` (``NAME.mp4``) already is the video at ``version``."""
+
+
+class FolderVideos:
+    """The videos of a local out dir, checked by their sha256."""
+
+    def __init__(self, out_dir: Path) -> None:
+        self.out_dir = out_dir
+
+    def intact(self, path: str, record: Record) -> bool:
+        return file_sha256(self.out_dir / path) == record.sha256
+
+    def holds(self, current: str, version: str, record: Record) -> bool:
+        return _holds(self.out_dir / current, self.out_dir / version, record)
+
+
+class ListedVideos:
+    """The videos of an object store, checked against one listing (size and ETag): a bounded
+    number of requests, whatever the number of jobs."""
+
+    def __init__(self, listing: Mapping[str, Entry]) -> None:
+        self.listing = listing
+
+    def intact(self, path: str, record: Record) -> bool:
+        entry = self.listing.get(path)
+        return entry is not None and (record.bytes is None or entry.size == record.bytes)
+
+    def holds(self, current: str, version: str, record: Record) -> bool:
+        now, wanted = self.listing.get(current), self.listing.get(version)
+        return now is not None and wanted is not None and now.fingerprint == wanted.fingerprint
+
+
+def _plan_success(job: JobSpec, videos: Videos, record: Record) -> PlanItem:
     """A recorded success is skipped when this version's video is intact: in its version file,
     or (records of older mmgen versions, a moved ``output``) where the record says it is."""
     wanted = version_path(job.output, job.spec_hash)
     candidates = [wanted] + [p for p in (record.video,) if p and p != wanted]
     for candidate in candidates:
-        if file_sha256(out_dir / candidate) == record.sha256:
-            current = out_dir / job.output
-            if candidate != job.output and not _holds(current, out_dir / candidate, record):
+        if videos.intact(candidate, record):
+            if candidate != job.output and not videos.holds(job.output, candidate, record):
                 why = f"done; {job.output} becomes this version again (a local copy)"
                 return PlanItem(job, "skip", why, record, video=candidate, restore=True)
             return PlanItem(job, "skip", "done", record, video=candidate)

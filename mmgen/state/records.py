@@ -13,8 +13,12 @@ git, needs no tool to inspect, and an fsync'd append is exactly the durability t
 The journal is compacted (one line per record, atomic rewrite) when it has grown well past the
 number of records.
 
-Two runners on the same out dir are kept apart by an exclusive ``flock`` on ``<out>/.lock``,
-held for the whole run; :class:`LockedError` tells the second one to wait.
+Many runners may write one out dir at once: each appends whole lines (one ``write`` per group
+commit, ``O_APPEND``), and the version each one creates is decided by its claim
+(:mod:`mmgen.state.claims`), taken in :meth:`RecordStore.write` right before a "submitting"
+record. Each holds a shared ``flock`` on ``<out>/.lock`` while it writes; the journal's upkeep
+(cutting a torn tail, compaction) and tidying temp files happen only in a runner that got the
+lock exclusively (:attr:`RecordStore.alone`), so no live writer's line is ever cut.
 
 States (``Record.state``)::
 
@@ -40,18 +44,21 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from mmgen.errors import (
     AmbiguousSubmitError,
     ApiError,
     DownloadError,
-    LockedError,
     MmgenError,
     StateError,
     TransportError,
 )
 from mmgen.state.files import fsync_dir
+
+if TYPE_CHECKING:
+    from mmgen.state.claims import Claims
+    from mmgen.state.planning import Videos
 
 State = Literal["submitting", "submitted", "success", "failed", "unknown"]
 STATES: tuple[State, ...] = ("submitting", "submitted", "success", "failed", "unknown")
@@ -142,7 +149,9 @@ _FIELD_NAMES = tuple(f.name for f in fields(Record))
 
 
 class RecordStore:
-    """The outcome records of one out dir. Reads need no lock; writes need :meth:`lock`."""
+    """The outcome records of a local out dir (``records.jsonl``). Reads need no lock; writes
+    need :meth:`lock`. :class:`mmgen.state.shared.SharedRecordStore` keeps them in an object
+    store with the same interface."""
 
     def __init__(self, out_dir: Path) -> None:
         self.out_dir = Path(out_dir)
@@ -155,6 +164,10 @@ class RecordStore:
         self._batch: list[Record] = []
         self._batch_done: asyncio.Future[None] | None = None
         self._flusher: asyncio.Task[None] | None = None
+        #: Set while writing: the claims taken before each create (:mod:`mmgen.state.claims`).
+        self.claims: Claims | None = None
+        #: Whether this writer holds the out dir alone (no other runner is writing it).
+        self.alone = True
         self._load()
 
     # --- reading ---------------------------------------------------------------------------
@@ -169,22 +182,16 @@ class RecordStore:
             return
         except OSError as err:
             raise StateError(f"cannot read {self.path}: {err.strerror}") from err
-        lines = raw.split(b"\n")
-        torn_tail = lines[-1] != b""  # the last write did not finish
-        complete = lines[:-1]
-        for number, line in enumerate(complete, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = Record.from_json(json.loads(line))
-            except (ValueError, KeyError, TypeError) as err:
-                raise StateError(
-                    f"{self.path}:{number}: corrupt outcome record ({err})",
-                    hint="fix or remove that line; the other records are intact",
-                ) from err
+        records, self._torn_tail = parse_journal(raw, str(self.path))
+        for record in records:
             self._records[record.key] = record
             self._lines += 1
-        self._torn_tail = torn_tail
+
+    def videos(self) -> Videos:
+        """How plan checks this out dir's videos."""
+        from mmgen.state.planning import FolderVideos
+
+        return FolderVideos(self.out_dir)
 
     def records(self) -> list[Record]:
         """Every record (every version of every job), ordered by job name then submission time."""
@@ -212,7 +219,8 @@ class RecordStore:
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[RecordStore]:
-        """Hold the out dir for writing; fails at once if another runner has it."""
+        """Open the out dir for writing. Other runners may write it too (a shared ``flock``);
+        :attr:`alone` says whether this one got it exclusively (then it tidies)."""
         try:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             lock_fd = os.open(self.out_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -220,22 +228,26 @@ class RecordStore:
             raise StateError(f"cannot use out dir {self.out_dir}: {err.strerror}") from err
         try:
             fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self.alone = True
         except BlockingIOError:
-            os.close(lock_fd)
-            raise LockedError(
-                f"another mmgen process is using {self.out_dir}",
-                hint="wait for it to finish, or use another --out",
-            ) from None
+            fcntl.flock(lock_fd, fcntl.LOCK_SH)  # waits only for another's short upkeep
+            self.alone = False
         self._lock_fd = lock_fd
         try:
             self._load()  # what the previous holder wrote
             self._open_journal()
+            if self.alone:  # upkeep done: let other runners in beside this one
+                fcntl.flock(lock_fd, fcntl.LOCK_SH)
             yield self
         finally:
             self._close_journal()
             self._lock_fd = None
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             os.close(lock_fd)
+
+    def refresh(self) -> None:
+        """Read the records again (what other runners wrote meanwhile)."""
+        self._load()
 
     def _open_journal(self) -> None:
         """Open the journal for appending; a new journal is created at the first write, so a
@@ -245,12 +257,12 @@ class RecordStore:
         if not existed:
             return
         fd = os.open(self.path, os.O_RDWR | os.O_APPEND, 0o644)
-        if self._torn_tail:  # cut off the half-written line of a crashed writer
+        if self._torn_tail and self.alone:  # cut off the half-written line of a crashed writer
             os.ftruncate(fd, self.path.read_bytes().rfind(b"\n") + 1)
             os.fsync(fd)
             self._torn_tail = False
         self._fd = fd
-        if self._lines > 2 * len(self._records) + 100:
+        if self.alone and self._lines > 2 * len(self._records) + 100:
             self.compact()
 
     def _close_journal(self) -> None:
@@ -278,6 +290,7 @@ class RecordStore:
         """
         if not self._writable:
             raise StateError("outcome records are not open for writing (no lock held)")
+        await self._before_write(record)
         if self._batch_done is None:
             self._batch_done = asyncio.get_running_loop().create_future()
         done = self._batch_done
@@ -293,7 +306,7 @@ class RecordStore:
             self._batch, self._batch_done = [], None
             assert done is not None
             try:
-                await asyncio.to_thread(self._append, batch)
+                await asyncio.to_thread(self._append_and_settle, batch)
             except BaseException as err:
                 if not done.done():
                     done.set_exception(err if isinstance(err, Exception) else StateError(str(err)))
@@ -303,6 +316,24 @@ class RecordStore:
                 self._records[record.key] = record
             self._lines += len(batch)
             done.set_result(None)
+
+    async def _before_write(self, record: Record) -> None:
+        """Before a "submitting" record (the create comes next): claim the version, so no
+        other runner creates it (:class:`~mmgen.errors.ClaimedError` when one holds it)."""
+        if record.state == "submitting" and self.claims is not None:
+            await asyncio.to_thread(self.claims.take, record.job, record.spec_hash)
+
+    def _append_and_settle(self, records: list[Record]) -> None:
+        """Append a batch, then (once it is durable) bring the claims along: a created task's
+        id goes into its claim; a failed version's claim is released (it may be tried again)."""
+        self._append(records)
+        if self.claims is None:
+            return
+        for record in records:
+            if record.state == "submitted" and record.task_id:
+                self.claims.record_task(record.job, record.spec_hash, record.task_id)
+            elif record.state == "failed":
+                self.claims.release(record.job, record.spec_hash)
 
     async def drain(self) -> None:
         """Wait until every record handed to :meth:`write` is on disk."""
@@ -316,6 +347,9 @@ class RecordStore:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             fsync_dir(self.out_dir)
         data = "".join(_journal_line(record) for record in records).encode("utf-8")
+        if self._torn_tail:  # another runner is writing: never cut; start on a line of our own
+            data = b"\n" + data
+            self._torn_tail = False
         view = memoryview(data)
         written = 0
         while written < len(data):
@@ -343,6 +377,29 @@ class RecordStore:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._lines = len(self._records)
+
+
+def parse_journal(raw: bytes, where: str) -> tuple[list[Record], bool]:
+    """The records of a journal's bytes, in order, and whether its last line is torn (a write
+    that did not finish: never acknowledged, so dropped). ``where`` names it in errors."""
+    lines = raw.split(b"\n")
+    records = []
+    for number, line in enumerate(lines[:-1], start=1):
+        if not line.strip():
+            continue
+        try:
+            records.append(Record.from_json(json.loads(line)))
+        except (ValueError, KeyError, TypeError) as err:
+            raise StateError(
+                f"{where}:{number}: corrupt outcome record ({err})",
+                hint="fix or remove that line; the other records are intact",
+            ) from err
+    return records, lines[-1] != b""
+
+
+def journal_bytes(records: list[Record]) -> bytes:
+    """Records as journal lines (the format of ``records.jsonl``)."""
+    return "".join(_journal_line(record) for record in records).encode("utf-8")
 
 
 def request_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,41 @@
+"""Open an out dir from what ``--out`` (or ``MMGEN_OUT``) says: a folder (the default,
+``mmgen-out``) or an object-store URL. One place decides which record store and which byte
+store serve it, so ``plan``, ``run``, ``status``, ``claims`` and ``unlock`` agree."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mmgen.state.records import JOURNAL, RecordStore
+from mmgen.state.store import LocalStore, Store, open_store
+
+
+@dataclass
+class OutDir:
+    """An out dir: where it is (``location``, for messages), its bytes and its records."""
+
+    location: str
+    store: Store
+    records: RecordStore
+
+    @property
+    def local(self) -> bool:
+        return self.store.local
+
+    def has_records(self) -> bool:
+        """Whether any run recorded anything here (``status`` refuses an empty out dir)."""
+        if isinstance(self.store, LocalStore):
+            return (self.store.root / JOURNAL).is_file()
+        return bool(self.records.records())
+
+
+def open_out(location: str | Path, *, run_id: str = "", preview: bool = False) -> OutDir:
+    """The out dir at ``location``, its records read (a bounded number of requests)."""
+    store = open_store(location)
+    if isinstance(store, LocalStore):
+        return OutDir(str(location), store, RecordStore(store.root))
+    from mmgen.state.shared import SharedRecordStore
+
+    records = SharedRecordStore(store, run_id=run_id, preview=preview)
+    return OutDir(str(location), store, records)
