@@ -27,7 +27,7 @@ import httpx
 from mmgen.errors import UsageError
 from mmgen.run.outcomes import EventSink, JobOutcome, RunResult
 from mmgen.run.runner import RunConfig, Runner
-from mmgen.state.claims import Claim, Claims, RunIdentity
+from mmgen.state.claims import LIVE_RUNS, Claim, Claims, RunIdentity
 from mmgen.state.outdir import OutDir, open_out
 from mmgen.state.planning import PlanItem, plan, version_path
 from mmgen.state.pricing import enforce_max_tasks
@@ -158,8 +158,13 @@ def meet_claims(
         elif claim.task_id is not None:
             run.append(_follow(item, store, claim))
         elif claims.is_dead(claim):
-            if item.action == "unknown" or not resubmit_unknown:
-                why = f"claimed by {claim.holder()}, which is gone: the task may exist"
+            if item.action == "unknown":
+                run.append(item)
+            elif not resubmit_unknown:
+                why = (
+                    f"claimed by {claim.holder()}, which is gone: the task may exist; "
+                    "use --resubmit-unknown to submit it again"
+                )
                 run.append(replace(item, action="unknown", reason=why))
             else:
                 claims.unlock(job.name, job.spec_hash)  # --resubmit-unknown: the user said so
@@ -212,21 +217,37 @@ async def execute(
     Holds the out dir's lock for the whole run. Serves the callback listener (on its own
     thread) only when there is work to do and callbacks can reach it.
     """
-    from mmgen.api.client import MiniMaxClient
-    from mmgen.api.ratelimit import RateLimiter
-    from mmgen.run.listener import CallbackListener
-
     with_listener = needs_listener(target, settings)
     runner_id = RunIdentity.this_process()
     out: OutDir = open_out(settings.out or settings.config.out_dir, run_id=runner_id.run_id)
-    store = out.records
-    config = replace(settings.config, out_dir=store.out_dir)
     # SIGTERM (a CI pipeline being cancelled) stops the run like Ctrl-C: records stay durable.
     current = asyncio.current_task()
     loop = asyncio.get_running_loop()
     if current is not None:
         with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
             loop.add_signal_handler(signal.SIGTERM, current.cancel)
+    LIVE_RUNS.add(runner_id.run_id)
+    try:
+        return await _execute_in(out, jobs, target, settings, runner_id, with_listener, on_event)
+    finally:
+        LIVE_RUNS.discard(runner_id.run_id)
+
+
+async def _execute_in(
+    out: OutDir,
+    jobs: Sequence[JobSpec],
+    target: Target,
+    settings: RunSettings,
+    runner_id: RunIdentity,
+    with_listener: bool,
+    on_event: EventSink | None,
+) -> RunResult:
+    from mmgen.api.client import MiniMaxClient
+    from mmgen.api.ratelimit import RateLimiter
+    from mmgen.run.listener import CallbackListener
+
+    store = out.records
+    config = replace(settings.config, out_dir=store.out_dir)
     with store.lock():
         claims = Claims(out.store, runner_id)
         await asyncio.to_thread(mark_interrupted_submits, store, claims)

@@ -30,6 +30,10 @@ from mmgen.state.store import Store
 
 CLAIMS = "claims/"
 
+#: Run ids of the runs going on in this process (a claim of this pid with another run id is
+#: an earlier run's, which is over).
+LIVE_RUNS: set[str] = set()
+
 
 @dataclass(frozen=True)
 class RunIdentity:
@@ -199,6 +203,8 @@ class Claims:
             return False
         if claim.host != self.runner.host:
             return False
+        if claim.pid == os.getpid():
+            return claim.run_id not in LIVE_RUNS
         return not _pid_alive(claim.pid)
 
 

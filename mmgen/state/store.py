@@ -340,7 +340,7 @@ class ObjectStore(Store):
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         try:
-            obstore.put(self._store, key, data, mode={"e_tag": version, "version": None})
+            obstore.put(self._store, key, data, mode={"e_tag": version})
         except (PreconditionError, AlreadyExistsError, FileNotFoundError):
             return False
         except Exception as err:
