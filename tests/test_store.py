@@ -334,3 +334,32 @@ def test_a_killed_runner_leaves_no_duplicate_task(
     assert len(set(succeeded)) == len(succeeded)
     assert len(succeeded) <= created <= jobs
     assert result.exit_code == (0 if len(succeeded) == jobs else 1), result.output
+
+
+# --- plan cost independent of video bytes ---------------------------------------------------
+
+
+def test_plan_trusts_fingerprints_and_verify_hashes_again(start_mock: Any, tmp_path: Path) -> None:
+    mock = start_mock(MockConfig(generation_seconds=0.2))
+    specs, out = write_jobs(tmp_path / "specs", 1), tmp_path / "out"
+    assert (
+        cli(["run", str(specs), "--base-url", mock.base_url, "--out", str(out), *FAST]).exit_code
+        == 0
+    )
+    video = out / status(str(out))["job0"]["video"]
+    stat = video.stat()
+    (out / "job0.mp4").unlink()  # NAME.mp4 is a link to it: alter the version file alone
+    data = bytearray(video.read_bytes())
+    data[-1] ^= 0xFF  # altered in place, same size, mtime put back: only --verify sees it
+    video.write_bytes(bytes(data))
+    os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    def actions(*extra: str) -> dict[str, str]:
+        plan = cli(["plan", str(specs), "--out", str(out), "--format", "json", *extra])
+        return {item["job"]: item["action"] for item in json.loads(plan.stdout)}
+
+    assert actions() == {"job0": "skip"}  # one stat, no read
+    assert actions("--verify") == {"job0": "resume"}
+    with video.open("ab") as grown:  # a size that differs is seen without --verify
+        grown.write(b"x")
+    assert actions() == {"job0": "resume"}

@@ -95,6 +95,12 @@ PATHS_ARGUMENT = click.argument("paths", nargs=-1, required=True, type=click.Pat
 REPLACE_OPTION = click.option(
     "--replace", multiple=True, metavar="NAME", help="Regenerate job NAME (repeatable)."
 )
+VERIFY_OPTION = click.option(
+    "--verify",
+    is_flag=True,
+    help="Hash every finished video again instead of trusting its recorded fingerprint "
+    "(size and mtime in a folder; size in an object store).",
+)
 RESUBMIT_OPTION = click.option(
     "--resubmit-unknown",
     is_flag=True,

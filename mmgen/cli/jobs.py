@@ -14,6 +14,7 @@ from mmgen.cli.app import (
     PATHS_ARGUMENT,
     REPLACE_OPTION,
     RESUBMIT_OPTION,
+    VERIFY_OPTION,
     Settings,
     format_option,
     handle_errors,
@@ -93,6 +94,7 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
 @OUT_OPTION
 @REPLACE_OPTION
 @RESUBMIT_OPTION
+@VERIFY_OPTION
 @format_option(
     {
         "text": "a table",
@@ -117,6 +119,7 @@ def plan_command(
     out: str,
     replace: tuple[str, ...],
     resubmit_unknown: bool,
+    verify: bool,
     fmt: str,
     detailed_exitcode: bool,
     prices_file: Path | None,
@@ -132,7 +135,11 @@ def plan_command(
     jobs = load_jobs(list(paths))
     check_replace(replace, [job.name for job in jobs])
     items = plan(
-        jobs, open_out(out).records, replace=set(replace), resubmit_unknown=resubmit_unknown
+        jobs,
+        open_out(out).records,
+        replace=set(replace),
+        resubmit_unknown=resubmit_unknown,
+        verify=verify,
     )
     show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown))
     if detailed_exitcode:

@@ -19,6 +19,7 @@ from mmgen.cli.app import (
     PATHS_ARGUMENT,
     REPLACE_OPTION,
     RESUBMIT_OPTION,
+    VERIFY_OPTION,
     HostPort,
     Settings,
     console,
@@ -104,6 +105,7 @@ MOCK_API_KEY = "mmgen-mock-key"
 )
 @RESUBMIT_OPTION
 @REPLACE_OPTION
+@VERIFY_OPTION
 @click.option(
     "--max-tasks",
     type=click.IntRange(min=0),
@@ -130,6 +132,7 @@ def run_command(
     timeout: float,
     resubmit_unknown: bool,
     replace: tuple[str, ...],
+    verify: bool,
     max_tasks: int | None,
     fmt: str,
 ) -> None:
@@ -176,6 +179,7 @@ def run_command(
         resubmit_unknown=resubmit_unknown,
         max_tasks=max_tasks,  # the spending guard, checked under the out dir's lock
         out=out,
+        verify=verify,
     )
     progress = RunProgress(console(stderr=True), quiet=settings.verbosity < 0)
     with contextlib.ExitStack() as stack:

@@ -62,6 +62,8 @@ class RunSettings:
     max_tasks: int | None = None
     #: ``--out`` as given: a folder or an object-store URL (None: ``config.out_dir``).
     out: str | None = None
+    #: Hash every finished video again rather than trusting fingerprints.
+    verify: bool = False
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -259,6 +261,7 @@ async def _execute_in(
             store,
             replace=settings.replace,
             resubmit_unknown=settings.resubmit_unknown,
+            verify=settings.verify,
         )
         items, left = await asyncio.to_thread(
             meet_claims, items, store, claims, resubmit_unknown=settings.resubmit_unknown

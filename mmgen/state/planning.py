@@ -15,13 +15,15 @@ Every version of a job keeps its own video, ``NAME.<hash8>.mp4`` (:func:`version
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
 from mmgen.run.outcomes import Action
+from mmgen.state import fingerprints
 from mmgen.state.records import Record, RecordStore
 from mmgen.state.store import Entry
 
@@ -68,11 +70,14 @@ def plan(
     *,
     replace: Collection[str] = (),
     resubmit_unknown: bool = False,
+    verify: bool = False,
 ) -> list[PlanItem]:
-    """Decide, per job, what a run does. Reads files (sha256 of existing videos): call it off
-    the event loop (``asyncio.to_thread``) inside a run."""
-    videos = store.videos()
-    return [_plan_one(job, store, videos, replace, resubmit_unknown) for job in jobs]
+    """Decide, per job, what a run does. Checks the videos of recorded successes (their
+    fingerprints; ``verify``: their bytes): call it off the event loop inside a run."""
+    videos = store.videos(verify=verify)
+    items = [_plan_one(job, store, videos, replace, resubmit_unknown) for job in jobs]
+    videos.save()
+    return items
 
 
 def _plan_one(
@@ -132,34 +137,73 @@ class Videos(Protocol):
     def holds(self, current: str, version: str, record: Record) -> bool:
         """Whether ``current`` (``NAME.mp4``) already is the video at ``version``."""
 
+    def save(self) -> None:
+        """Keep what was learned (hashes of unchanged files) for the next plan."""
+
 
 class FolderVideos:
-    """The videos of a local out dir, checked by their sha256."""
+    """The videos of a local out dir, checked by sha256; a video whose size and mtime match
+    its fingerprint (:mod:`mmgen.state.fingerprints`) is not read again unless ``verify``."""
 
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, *, verify: bool = False) -> None:
         self.out_dir = out_dir
+        self.verify = verify
+        self.known = fingerprints.load(out_dir)
+        self.learned: fingerprints.Fingerprints = {}
+
+    def sha256(self, path: str, size: int | None = None) -> str | None:
+        """The file's sha256 (trusted from its fingerprint when it is unchanged); None when
+        it is missing, or not ``size`` bytes long (then it cannot be the recorded video)."""
+        try:
+            stat = (self.out_dir / path).stat()
+        except OSError:
+            return None
+        if size is not None and stat.st_size != size:
+            return None
+        known = self.known.get(path)
+        if not self.verify and known and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            return known[2]
+        digest = file_sha256(self.out_dir / path)
+        if digest is not None:
+            self.learned[path] = self.known[path] = (stat.st_size, stat.st_mtime_ns, digest)
+        return digest
 
     def intact(self, path: str, record: Record) -> bool:
-        return file_sha256(self.out_dir / path) == record.sha256
+        return self.sha256(path, record.bytes) == record.sha256
 
     def holds(self, current: str, version: str, record: Record) -> bool:
-        return _holds(self.out_dir / current, self.out_dir / version, record)
+        with contextlib.suppress(OSError):
+            if (self.out_dir / current).samefile(self.out_dir / version):
+                return True
+        return self.sha256(current, record.bytes) == record.sha256
+
+    def save(self) -> None:
+        fingerprints.save(self.out_dir, self.learned)
+        self.learned = {}
 
 
 class ListedVideos:
     """The videos of an object store, checked against one listing (size and ETag): a bounded
     number of requests, whatever the number of jobs."""
 
-    def __init__(self, listing: Mapping[str, Entry]) -> None:
+    def __init__(
+        self, listing: Mapping[str, Entry], hasher: Callable[[str], str | None] | None = None
+    ) -> None:
         self.listing = listing
+        self.hasher = hasher  # --verify: each video's bytes, streamed
 
     def intact(self, path: str, record: Record) -> bool:
         entry = self.listing.get(path)
-        return entry is not None and (record.bytes is None or entry.size == record.bytes)
+        if entry is None or (record.bytes is not None and entry.size != record.bytes):
+            return False
+        return self.hasher is None or self.hasher(path) == record.sha256
 
     def holds(self, current: str, version: str, record: Record) -> bool:
         now, wanted = self.listing.get(current), self.listing.get(version)
         return now is not None and wanted is not None and now.fingerprint == wanted.fingerprint
+
+    def save(self) -> None:
+        pass
 
 
 def _plan_success(job: JobSpec, videos: Videos, record: Record) -> PlanItem:
@@ -176,13 +220,3 @@ def _plan_success(job: JobSpec, videos: Videos, record: Record) -> PlanItem:
     return PlanItem(
         job, "resume", f"video missing or altered: download file {record.file_id} again", record
     )
-
-
-def _holds(current: Path, version: Path, record: Record) -> bool:
-    """Whether ``current`` (``NAME.mp4``) already is this version: the same file, or a copy."""
-    try:
-        if current.samefile(version):
-            return True
-    except OSError:
-        return False
-    return file_sha256(current) == record.sha256

@@ -54,6 +54,7 @@ from mmgen.errors import (
     StateError,
     TransportError,
 )
+from mmgen.state import fingerprints
 from mmgen.state.files import fsync_dir
 
 if TYPE_CHECKING:
@@ -168,6 +169,7 @@ class RecordStore:
         self.claims: Claims | None = None
         #: Whether this writer holds the out dir alone (no other runner is writing it).
         self.alone = True
+        self._fingerprints: fingerprints.Fingerprints = {}  # of the videos this run wrote
         self._load()
 
     # --- reading ---------------------------------------------------------------------------
@@ -187,11 +189,11 @@ class RecordStore:
             self._records[record.key] = record
             self._lines += 1
 
-    def videos(self) -> Videos:
-        """How plan checks this out dir's videos."""
+    def videos(self, *, verify: bool = False) -> Videos:
+        """How plan checks this out dir's videos (``verify``: every byte, not fingerprints)."""
         from mmgen.state.planning import FolderVideos
 
-        return FolderVideos(self.out_dir)
+        return FolderVideos(self.out_dir, verify=verify)
 
     def records(self) -> list[Record]:
         """Every record (every version of every job), ordered by job name then submission time."""
@@ -241,6 +243,7 @@ class RecordStore:
             yield self
         finally:
             self._close_journal()
+            fingerprints.save(self.out_dir, self._fingerprints)
             self._lock_fd = None
             fcntl.flock(lock_fd, fcntl.LOCK_UN)
             os.close(lock_fd)
@@ -322,6 +325,11 @@ class RecordStore:
         other runner creates it (:class:`~mmgen.errors.ClaimedError` when one holds it)."""
         if record.state == "submitting" and self.claims is not None:
             await asyncio.to_thread(self.claims.take, record.job, record.spec_hash)
+        if record.state == "success" and record.video and record.sha256:
+            # the video was just written and hashed: the next plan trusts it without reading
+            known = fingerprints.of_file(self.out_dir / record.video, record.sha256)
+            if known is not None:
+                self._fingerprints[record.video] = known
 
     def _append_and_settle(self, records: list[Record]) -> None:
         """Append a batch, then (once it is durable) bring the claims along: a created task's

@@ -86,10 +86,10 @@ class SharedRecordStore(RecordStore):
     def refresh(self) -> None:
         self._load()
 
-    def videos(self) -> Videos:
+    def videos(self, *, verify: bool = False) -> Videos:
         from mmgen.state.planning import ListedVideos
 
-        return ListedVideos(self.listing())
+        return ListedVideos(self.listing(), self.store.sha256 if verify else None)
 
     def listing(self) -> dict[str, Entry]:
         """Every object of the out dir, by key (the plan's view of the videos)."""

@@ -24,6 +24,7 @@ from mmgen's options; error messages are one line with every credential value sc
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import secrets
 import shutil
@@ -126,6 +127,10 @@ class Store(ABC):
     def copy(self, source: str, target: str) -> None:
         """Make ``target`` hold ``source``'s bytes (server side where possible)."""
 
+    @abstractmethod
+    def sha256(self, key: str) -> str | None:
+        """The sha256 of ``key``'s bytes (streamed), or None when there is none."""
+
     def head(self, key: str) -> Entry | None:
         """``key``'s size and fingerprint, or None."""
         parent = str(PurePosixPath(key).parent)
@@ -221,6 +226,16 @@ class LocalStore(Store):
                 stat = path.stat()
                 entries.append(Entry(key, stat.st_size, f"{stat.st_mtime_ns}:{stat.st_size}"))
         return sorted(entries, key=lambda e: e.key)
+
+    def sha256(self, key: str) -> str | None:
+        digest = hashlib.sha256()
+        try:
+            with self.path(key).open("rb") as handle:
+                while chunk := handle.read(1 << 20):
+                    digest.update(chunk)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        return digest.hexdigest()
 
     def head(self, key: str) -> Entry | None:
         try:
@@ -370,6 +385,19 @@ class ObjectStore(Store):
         except Exception as err:
             raise self._fail("list", prefix or "/", err) from err
         return sorted(entries, key=lambda e: e.key)
+
+    def sha256(self, key: str) -> str | None:
+        import obstore
+
+        digest = hashlib.sha256()
+        try:
+            for chunk in obstore.get(self._store, key):
+                digest.update(chunk)
+        except FileNotFoundError:
+            return None
+        except Exception as err:
+            raise self._fail("read", key, err) from err
+        return digest.hexdigest()
 
     def head(self, key: str) -> Entry | None:
         import obstore
