@@ -363,3 +363,47 @@ def test_plan_trusts_fingerprints_and_verify_hashes_again(start_mock: Any, tmp_p
     with video.open("ab") as grown:  # a size that differs is seen without --verify
         grown.write(b"x")
     assert actions() == {"job0": "resume"}
+
+
+# --- previews --------------------------------------------------------------------------------
+
+
+def _exists(out: str, key: str) -> bool:
+    if out.startswith("s3://"):
+        return key in s3_objects(out)
+    return (Path(out) / key).exists()
+
+
+@pytest.mark.parametrize("where", ["bucket", "folder"])
+def test_a_preview_is_adopted_by_the_next_run_without_paying_again(
+    start_mock: Any, tmp_path: Path, bucket: str, where: str
+) -> None:
+    out = bucket if where == "bucket" else str(tmp_path / "out")
+    mock = start_mock(MockConfig(generation_seconds=0.2))
+    specs = write_jobs(tmp_path / "specs", 2)
+    base = ["--base-url", mock.base_url, "--out", out, *FAST]
+    assert cli(["run", str(specs), *base]).exit_code == 0  # v1 of both jobs is current
+    v1 = status(out)
+    (specs / "jobs.yaml").write_text((specs / "jobs.yaml").read_text().replace("Scene", "Shot"))
+    (specs / "new.yaml").write_text(
+        "name: fresh\nmodel: S2V-01\nprompt: New.\n"
+        "subject_reference: [{type: character, image: [https://example.org/face.jpg]}]\n"
+    )
+
+    preview = cli(["run", str(specs), "--preview", *base])
+    assert preview.exit_code == 0, preview.output
+    assert mock.stats()["created"] == 5 and mock.stats()["downloads"] == 5
+    now = status(out)
+    assert now["job0"]["spec_hash"] == v1["job0"]["spec_hash"]  # previews are not current
+    assert now["fresh"]["preview"] is True  # a new job's only version: shown, marked
+    assert not _exists(out, "fresh.mp4")
+    assert read_video(out, "job0.mp4") == read_video(out, v1["job0"]["video"])
+
+    merged = cli(["run", str(specs), *base])
+    assert merged.exit_code == 0, merged.output
+    assert mock.stats()["created"] == 5 and mock.stats()["downloads"] == 5  # adopted: no call
+    adopted = status(out)
+    assert {r["preview"] for r in adopted.values()} == {False}
+    for name, record in adopted.items():
+        assert record["spec_hash"] != v1.get(name, {}).get("spec_hash")
+        assert read_video(out, f"{name}.mp4") == read_video(out, record["video"])

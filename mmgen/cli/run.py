@@ -107,6 +107,12 @@ MOCK_API_KEY = "mmgen-mock-key"
 @REPLACE_OPTION
 @VERIFY_OPTION
 @click.option(
+    "--preview",
+    is_flag=True,
+    help="Generate new and changed versions without making them current (no NAME.mp4; "
+    "for pull requests); a later run adopts them without paying again.",
+)
+@click.option(
     "--max-tasks",
     type=click.IntRange(min=0),
     envvar="MMGEN_MAX_TASKS",
@@ -133,6 +139,7 @@ def run_command(
     resubmit_unknown: bool,
     replace: tuple[str, ...],
     verify: bool,
+    preview: bool,
     max_tasks: int | None,
     fmt: str,
 ) -> None:
@@ -180,6 +187,7 @@ def run_command(
         max_tasks=max_tasks,  # the spending guard, checked under the out dir's lock
         out=out,
         verify=verify,
+        preview=preview,
     )
     progress = RunProgress(console(stderr=True), quiet=settings.verbosity < 0)
     with contextlib.ExitStack() as stack:

@@ -64,6 +64,8 @@ class RunSettings:
     out: str | None = None
     #: Hash every finished video again rather than trusting fingerprints.
     verify: bool = False
+    #: ``--preview``: generate new and changed versions without making them current.
+    preview: bool = False
 
 
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -221,7 +223,9 @@ async def execute(
     """
     with_listener = needs_listener(target, settings)
     runner_id = RunIdentity.this_process()
-    out: OutDir = open_out(settings.out or settings.config.out_dir, run_id=runner_id.run_id)
+    out: OutDir = open_out(
+        settings.out or settings.config.out_dir, run_id=runner_id.run_id, preview=settings.preview
+    )
     # SIGTERM (a CI pipeline being cancelled) stops the run like Ctrl-C: records stay durable.
     current = asyncio.current_task()
     loop = asyncio.get_running_loop()
@@ -266,6 +270,7 @@ async def _execute_in(
         items, left = await asyncio.to_thread(
             meet_claims, items, store, claims, resubmit_unknown=settings.resubmit_unknown
         )
+        items = await asyncio.to_thread(_previews, store, items, settings.preview)
         if not out.local:
             items = await asyncio.to_thread(_restore_in_store, out, items)
         enforce_max_tasks(items, settings.max_tasks, resubmit_unknown=settings.resubmit_unknown)
@@ -296,6 +301,23 @@ async def _execute_in(
         return _with_claimed(result, [job.name for job in jobs], left, claims)
 
 
+def _previews(store: RecordStore, items: list[PlanItem], preview: bool) -> list[PlanItem]:
+    """``--preview`` leaves every ``NAME.mp4`` as it is; a normal run adopts each reviewed
+    preview it meets: its record stops being a preview and ``NAME.mp4`` becomes that video
+    (a local or server-side copy: no task, no download)."""
+    done = []
+    for item in items:
+        if item.action == "skip" and preview:
+            version = version_path(item.job.output, item.job.spec_hash)
+            item = replace(item, restore=False, video=item.video or version)
+        elif item.action == "skip" and item.record is not None and item.record.preview:
+            adopted = store.put(item.record.evolve(preview=False))
+            why = "a reviewed preview becomes current (no task, no download)"
+            item = replace(item, record=adopted, restore=True, reason=why)
+        done.append(item)
+    return done
+
+
 def _restore_in_store(out: OutDir, items: list[PlanItem]) -> list[PlanItem]:
     """In an object store, a skipped version that must become ``NAME.mp4`` again (or move to
     its version file) is copied there server side; the runner then only skips it."""
@@ -306,7 +328,7 @@ def _restore_in_store(out: OutDir, items: list[PlanItem]) -> list[PlanItem]:
             source = item.video or version
             if source != version:
                 out.store.copy(source, version)
-            if not getattr(out.records, "preview", False):
+            if not out.records.preview:
                 out.store.copy(version, item.job.output)
             item = replace(item, video=version, restore=False)
         done.append(item)

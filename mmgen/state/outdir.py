@@ -34,7 +34,7 @@ def open_out(location: str | Path, *, run_id: str = "", preview: bool = False) -
     """The out dir at ``location``, its records read (a bounded number of requests)."""
     store = open_store(location)
     if isinstance(store, LocalStore):
-        return OutDir(str(location), store, RecordStore(store.root))
+        return OutDir(str(location), store, RecordStore(store.root, preview=preview))
     from mmgen.state.shared import SharedRecordStore
 
     records = SharedRecordStore(store, run_id=run_id, preview=preview)

@@ -52,6 +52,15 @@ def version_path(output: str, spec_hash: str) -> str:
     return str(path.with_name(f"{path.stem}.{spec_hash[:8]}{path.suffix}"))
 
 
+def current_path(video: str, spec_hash: str) -> str:
+    """``NAME.<hash8>.mp4`` -> ``NAME.mp4`` (the inverse of :func:`version_path`)."""
+    path = PurePosixPath(video)
+    tag = f".{spec_hash[:8]}"
+    if not path.stem.endswith(tag):
+        return video
+    return str(path.with_name(path.stem[: -len(tag)] + path.suffix))
+
+
 def file_sha256(path: Path) -> str | None:
     """sha256 of a file, streamed; None when it does not exist."""
     digest = hashlib.sha256()

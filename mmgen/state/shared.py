@@ -30,10 +30,11 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmgen.errors import StateError
+from mmgen.state.planning import current_path
 from mmgen.state.records import JOURNAL, Record, RecordStore, journal_bytes, parse_journal
 from mmgen.state.store import Entry, Store, check_conditional_writes
 
@@ -47,15 +48,6 @@ DELTAS = "records.d/"
 COMPACT_TRIES = 5
 
 
-def current_path(video: str, spec_hash: str) -> str:
-    """``NAME.<hash8>.mp4`` -> ``NAME.mp4`` (the inverse of planning.version_path)."""
-    path = PurePosixPath(video)
-    tag = f".{spec_hash[:8]}"
-    if not path.stem.endswith(tag):
-        return video
-    return str(path.with_name(path.stem[: -len(tag)] + path.suffix))
-
-
 class SharedRecordStore(RecordStore):
     """The outcome records of an out dir in an object store (same interface as the local
     :class:`~mmgen.state.records.RecordStore`; ``out_dir`` is the local staging folder)."""
@@ -65,12 +57,12 @@ class SharedRecordStore(RecordStore):
     ) -> None:
         self.store = store
         self.run_id = run_id or os.urandom(6).hex()
-        #: ``--preview``: videos are uploaded, ``NAME.mp4`` is never touched.
-        self.preview = preview
         self._seq = 0
         self._merged: list[str] = []
         staging = staging or Path(tempfile.gettempdir()) / f"mmgen-staging-{self.run_id}"
         super().__init__(staging)
+        #: ``--preview``: videos are uploaded, ``NAME.mp4`` is never touched.
+        self.preview = preview
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -115,10 +107,11 @@ class SharedRecordStore(RecordStore):
             with contextlib.suppress(OSError):
                 _remove_tree(self.out_dir)
 
-    async def _before_write(self, record: Record) -> None:
-        await super()._before_write(record)
+    async def _before_write(self, record: Record) -> Record:
+        record = await super()._before_write(record)
         if record.state == "success" and record.video:
             await asyncio.to_thread(self._upload_video, record)
+        return record
 
     def _upload_video(self, record: Record) -> None:
         """The video goes in before the record naming it; ``NAME.mp4`` becomes a copy of it
