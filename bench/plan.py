@@ -24,8 +24,8 @@ import concurrent.futures
 import hashlib
 import http.client
 import json
+import logging
 import os
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -33,9 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _harness import (  # noqa: E402
+from _harness import (
     child_env,
     emit,
     install_sigterm_exit,
@@ -97,7 +95,9 @@ def load_time(jobs_file: Path, work: Path) -> float:
     return run_child(args, stderr_path=work / "validate.err", cap=600).wall
 
 
-def bench_local(jobs_file: Path, work: Path, records: bytes, videos: dict[str, bytes]) -> dict[str, Any]:
+def bench_local(
+    jobs_file: Path, work: Path, records: bytes, videos: dict[str, bytes]
+) -> dict[str, Any]:
     out = work / "local"
     out.mkdir()
     (out / "records.jsonl").write_bytes(records)
@@ -150,6 +150,7 @@ def bench_store(
     import boto3
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # moto's server logs each request
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     try:
