@@ -19,7 +19,6 @@ import gc
 import signal
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
@@ -157,6 +156,10 @@ def meet_claims(
             run.append(item)
             continue
         claim = claims.read(job.name, job.spec_hash)
+        failed = item.record if item.record and item.record.state == "failed" else None
+        if claim and failed and claim.task_id and claim.task_id == failed.task_id:
+            claims.unlock(job.name, job.spec_hash)  # its task failed: try again
+            claim = None
         if claim is None:
             run.append(item)
         elif claim.task_id is not None:
@@ -194,19 +197,6 @@ def _follow(item: PlanItem, store: RecordStore, claim: Claim) -> PlanItem:
     record = record.evolve(state="submitted", task_id=claim.task_id, error=None)
     why = f"claimed by {claim.holder()}: follow its task {claim.task_id}"
     return PlanItem(job, "resume", why, record)
-
-
-def remove_partial_downloads(out_dir: Path) -> list[Path]:
-    """Delete the temp files of downloads a killed run left behind (``.NAME.*.part``).
-
-    Only call with the out dir's lock held: then no download of another run is in progress.
-    """
-    removed = []
-    for part in out_dir.rglob(".*.part"):
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-            removed.append(part)
-    return removed
 
 
 async def execute(
@@ -257,8 +247,6 @@ async def _execute_in(
     with store.lock():
         claims = Claims(out.store, runner_id)
         await asyncio.to_thread(mark_interrupted_submits, store, claims)
-        if store.alone:  # no other runner is downloading here
-            await asyncio.to_thread(remove_partial_downloads, store.out_dir)
         items = await asyncio.to_thread(
             plan,
             jobs,

@@ -106,8 +106,8 @@ class Claims:
     def __init__(self, store: Store, runner: RunIdentity | None = None) -> None:
         self.store = store
         self.runner = runner or RunIdentity.this_process()
-        #: versions this run holds: key -> the claim's version (for the task-id update)
-        self._held: dict[str, str] = {}
+        #: versions this run claimed: key -> (the claim, its version for the task-id update)
+        self._held: dict[str, tuple[Claim, str]] = {}
         #: jobs whose claim another run held when this one tried to take it
         self.met: dict[str, ClaimedError] = {}
 
@@ -159,35 +159,41 @@ class Claims:
             pid=self.runner.pid,
             claimed_at=utc_now(),
         )
-        if not self.store.create(key, _encode(mine)):
+        version = self.store.create(key, _encode(mine), durable=False)
+        if version is None:
             other = self.read(job, spec_hash)
-            # released between the two calls: try once more
-            if other is None and not self.store.create(key, _encode(mine)):
-                other = self.read(job, spec_hash)
+            if other is None:  # released between the two calls: try once more
+                version = self.store.create(key, _encode(mine), durable=False)
+                other = self.read(job, spec_hash) if version is None else None
             if other is not None:
                 self.met[job] = ClaimedError(other.job, other.holder(), other.task_id)
                 raise self.met[job]
-        got = self.store.get_versioned(key)
-        self._held[key] = got[1] if got else ""
+        self._held[key] = (mine, version or "")
 
     def record_task(self, job: str, spec_hash: str, task_id: str) -> None:
-        """The claimed version's task was created: write its id into the claim."""
+        """The claimed version's task was created: write its id into the claim (only over the
+        claim this run wrote: an unlocked or retaken claim is left alone)."""
         key = claim_key(job, spec_hash)
-        got = self.store.get_versioned(key)
-        if got is None:
-            return  # unlocked meanwhile: the record holds the task id anyway
-        claim = Claim.from_json(json.loads(got[0]))
-        if claim.run_id != self.runner.run_id or claim.task_id == task_id:
+        held = self._held.get(key)
+        if held is None or held[0].task_id == task_id:
             return
-        self.store.replace(key, _encode(replace(claim, task_id=task_id)), got[1])
+        claim = replace(held[0], task_id=task_id)
+        if self.store.replace(key, _encode(claim), held[1], durable=False):
+            self._held[key] = (claim, "")  # its task is known: nothing more to write
 
-    def release(self, job: str, spec_hash: str) -> None:
-        """Remove this run's claim (the version failed: another try may claim it again)."""
+    def release(self, job: str, spec_hash: str, task_id: str | None = None) -> None:
+        """The version failed: remove its claim, so another try may claim it again. Only this
+        run's claim, or a claim naming the failed ``task_id`` (its task is over, whoever
+        created it); another run's claim on another task is left alone."""
         key = claim_key(job, spec_hash)
+        mine = self._held.pop(key, None) is not None
         claim = self._read_key(key)
-        if claim is not None and claim.run_id == self.runner.run_id:
+        if claim is None:
+            return
+        if (mine and claim.run_id == self.runner.run_id) or (
+            task_id is not None and claim.task_id == task_id
+        ):
             self.store.delete(key)
-        self._held.pop(key, None)
 
     def unlock(self, job: str, spec_hash: str) -> Claim | None:
         """Remove a claim whoever holds it (``mmgen unlock``); returns what it was."""

@@ -257,6 +257,7 @@ class RecordStore:
             self._load()  # what the previous holder wrote
             self._open_journal()
             if self.alone:  # upkeep done: let other runners in beside this one
+                remove_partial_downloads(self.home)
                 fcntl.flock(lock_fd, fcntl.LOCK_SH)
             yield self
         finally:
@@ -321,6 +322,7 @@ class RecordStore:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.create_task(self._flush(), name="mmgen-records-flush")
         await asyncio.shield(done)
+        await self._after_write(record)
         return record
 
     async def _flush(self) -> None:
@@ -329,7 +331,7 @@ class RecordStore:
             self._batch, self._batch_done = [], None
             assert done is not None
             try:
-                await asyncio.to_thread(self._append_and_settle, batch)
+                await asyncio.to_thread(self._append, batch)
             except BaseException as err:
                 if not done.done():
                     done.set_exception(err if isinstance(err, Exception) else StateError(str(err)))
@@ -369,17 +371,21 @@ class RecordStore:
         for name in (record.video, current_path(record.video, record.spec_hash)):
             (self.out_dir / name).unlink(missing_ok=True)
 
-    def _append_and_settle(self, records: list[Record]) -> None:
-        """Append a batch, then (once it is durable) bring the claims along: a created task's
-        id goes into its claim; a failed version's claim is released (it may be tried again)."""
-        self._append(records)
+    async def _after_write(self, record: Record) -> None:
+        """Once a record is durable, its claim follows (in the caller's task, so the claims
+        of many jobs are written side by side, not in the group commit's thread): a created
+        task's id goes into its claim; a failed version's claim is released (it may be tried
+        again). Skipped when the caller is cancelled: the record holds the task id anyway."""
         if self.claims is None:
             return
-        for record in records:
-            if record.state == "submitted" and record.task_id:
-                self.claims.record_task(record.job, record.spec_hash, record.task_id)
-            elif record.state == "failed":
-                self.claims.release(record.job, record.spec_hash)
+        if record.state == "submitted" and record.task_id:
+            await asyncio.to_thread(
+                self.claims.record_task, record.job, record.spec_hash, record.task_id
+            )
+        elif record.state == "failed":
+            await asyncio.to_thread(
+                self.claims.release, record.job, record.spec_hash, record.task_id
+            )
 
     async def drain(self) -> None:
         """Wait until every record handed to :meth:`write` is on disk."""
@@ -423,6 +429,17 @@ class RecordStore:
             os.close(self._fd)
         self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND)
         self._lines = len(self._records)
+
+
+def remove_partial_downloads(out_dir: Path) -> list[Path]:
+    """Delete the temp files a killed run left behind (``.NAME.*.part``). Only while holding
+    the out dir alone: then no other runner is downloading into it."""
+    removed = []
+    for part in out_dir.rglob(".*.part"):
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+            removed.append(part)
+    return removed
 
 
 def parse_journal(raw: bytes, where: str) -> tuple[list[Record], bool]:

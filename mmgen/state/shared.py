@@ -153,7 +153,7 @@ class SharedRecordStore(RecordStore):
             ordered = sorted(merged.values(), key=lambda r: (r.job, r.submitted_at or ""))
             data = journal_bytes(ordered)
             if got is None:
-                won = self.store.create(JOURNAL, data)
+                won = self.store.create(JOURNAL, data) is not None
             else:
                 won = self.store.replace(JOURNAL, data, got[1])
             if won:

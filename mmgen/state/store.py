@@ -100,11 +100,13 @@ class Store(ABC):
         """Write ``key`` durably (whole, atomically), over any earlier object."""
 
     @abstractmethod
-    def create(self, key: str, data: bytes) -> bool:
-        """Write ``key`` only if it does not exist; False when it does (nothing written)."""
+    def create(self, key: str, data: bytes, *, durable: bool = True) -> str | None:
+        """Write ``key`` only if it does not exist: its version (for :meth:`replace`), or
+        None when it exists (nothing written). ``durable=False``: a folder skips the fsyncs
+        (claims: the record beside them is what survives power loss)."""
 
     @abstractmethod
-    def replace(self, key: str, data: bytes, version: str) -> bool:
+    def replace(self, key: str, data: bytes, version: str, *, durable: bool = True) -> bool:
         """Write ``key`` only over ``version``; False when it changed or is gone."""
 
     @abstractmethod
@@ -171,37 +173,41 @@ class LocalStore(Store):
         stat = path.stat()
         return f"{stat.st_mtime_ns}:{stat.st_size}"
 
-    def put(self, key: str, data: bytes) -> None:
+    def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         dest = self.path(key)
         with self._writing(dest) as tmp:
             tmp.write_bytes(data)
-            commit(tmp, dest)
+            if durable:
+                commit(tmp, dest)
+            else:
+                os.replace(tmp, dest)
 
-    def create(self, key: str, data: bytes) -> bool:
+    def create(self, key: str, data: bytes, *, durable: bool = True) -> str | None:
+        # written whole under a temp name, then hard-linked to its name: the link fails when
+        # the name exists (create-only), and a reader never sees a half-written object
         dest = self.path(key)
-        try:
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        except FileExistsError:
-            return False
-        except OSError as err:
-            raise StateError(f"cannot write {dest}: {err.strerror}") from err
-        try:
-            os.write(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(dest.parent)
-        return True
+        with self._writing(dest) as tmp:
+            tmp.write_bytes(data)
+            if durable:
+                with tmp.open("rb") as handle:
+                    os.fsync(handle.fileno())
+            try:
+                os.link(tmp, dest)
+            except FileExistsError:
+                return None
+            stat = dest.stat()
+        if durable:
+            fsync_dir(dest.parent)
+        return f"{stat.st_mtime_ns}:{stat.st_size}"
 
-    def replace(self, key: str, data: bytes, version: str) -> bool:
+    def replace(self, key: str, data: bytes, version: str, *, durable: bool = True) -> bool:
         dest = self.path(key)
         try:
             if self._version(dest) != version:
                 return False
         except FileNotFoundError:
             return False
-        self.put(key, data)
+        self.put(key, data, durable=durable)
         return True
 
     def delete(self, key: str) -> None:
@@ -338,19 +344,19 @@ class ObjectStore(Store):
         except Exception as err:
             raise self._fail("write", key, err) from err
 
-    def create(self, key: str, data: bytes) -> bool:
+    def create(self, key: str, data: bytes, *, durable: bool = True) -> str | None:
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
         try:
-            obstore.put(self._store, key, data, mode="create")
+            written = obstore.put(self._store, key, data, mode="create")
         except (AlreadyExistsError, PreconditionError):
-            return False
+            return None
         except Exception as err:
             raise self._fail("write", key, err) from err
-        return True
+        return written["e_tag"] or "*"
 
-    def replace(self, key: str, data: bytes, version: str) -> bool:
+    def replace(self, key: str, data: bytes, version: str, *, durable: bool = True) -> bool:
         import obstore
         from obstore.exceptions import AlreadyExistsError, PreconditionError
 
@@ -469,9 +475,9 @@ def check_conditional_writes(store: Store, run_id: str) -> None:
     payment. Writes a probe object twice (the second write must be refused), then removes it."""
     key = f"{PROBE_PREFIX}{run_id}"
     try:
-        if not store.create(key, b"probe"):
+        if store.create(key, b"probe") is None:
             raise StateError(f"{store.url}: the probe object {key} exists already")
-        if store.create(key, b"probe again"):
+        if store.create(key, b"probe again") is not None:
             raise StateError(
                 f"{store.url} ignores conditional writes: a second create-only write "
                 "(If-None-Match: *) succeeded, so claims could not stop two runners paying "
