@@ -408,3 +408,42 @@ def test_a_preview_is_adopted_by_the_next_run_without_paying_again(
     for name, record in adopted.items():
         assert record["spec_hash"] != v1.get(name, {}).get("spec_hash")
         assert read_video(out, f"{name}.mp4") == read_video(out, record["video"])
+
+
+# --- moving in -------------------------------------------------------------------------------
+
+
+def test_store_copy_moves_an_out_dir_into_a_bucket_and_back(
+    start_mock: Any, tmp_path: Path, bucket: str
+) -> None:
+    mock = start_mock(MockConfig(generation_seconds=0.2))
+    specs, out = write_jobs(tmp_path / "specs", 3), tmp_path / "out"
+    assert (
+        cli(["run", str(specs), "--base-url", mock.base_url, "--out", str(out), *FAST]).exit_code
+        == 0
+    )
+    records = status(str(out))
+    bad = out / records["job2"]["video"]
+    (out / "job2.mp4").unlink()
+    bad.write_bytes(bad.read_bytes()[:-1] + b"!")  # not what was recorded: never copied
+
+    first = cli(["store", "copy", str(out), bucket])
+    assert first.exit_code == 1, first.output
+    assert "job2" in first.stderr and "recorded sha256" in first.stderr
+    assert "2 videos copied" in first.stderr
+    objects = s3_objects(bucket)
+    assert records["job2"]["video"] not in objects
+    for name in ("job0", "job1"):
+        video = objects[records[name]["video"]]
+        assert hashlib.sha256(video).hexdigest() == records[name]["sha256"]
+        assert objects[f"{name}.mp4"] == video
+    assert status(bucket).keys() == records.keys()
+
+    again = cli(["store", "copy", str(out), bucket])  # rerun: what is there is checked, kept
+    assert "0 videos copied, 2 already there" in again.stderr
+
+    back = tmp_path / "back"
+    assert cli(["store", "copy", bucket, str(back)]).exit_code == 0
+    plan = cli(["plan", str(specs), "--out", str(back), "--format", "json"])
+    actions = {item["job"]: item["action"] for item in json.loads(plan.stdout)}
+    assert actions == {"job0": "skip", "job1": "skip", "job2": "resume"}

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
-from mmgen.cli.app import OUT_OPTION, format_option, handle_errors, main, show
-from mmgen.errors import UsageError
+from mmgen.cli.app import OUT_OPTION, Settings, format_option, handle_errors, main, show
+from mmgen.errors import EXIT_FAILED, UsageError
 
 
 @main.command("claims")
@@ -74,3 +75,41 @@ def unlock_command(job: str, spec_hash: str | None, out: str) -> None:
     click.echo(f"{job} {claim.spec_hash[:8]}: claimed by {claim.holder()}{task}", err=True)
     claims.unlock(claim.job, claim.spec_hash)
     click.echo(f"unlocked {job} {claim.spec_hash[:8]}", err=True)
+
+
+@main.group("store")
+def store_group() -> None:
+    """Work on out dirs as a whole (`mmgen store copy`)."""
+
+
+@store_group.command("copy")
+@click.argument("source", metavar="SRC")
+@click.argument("target", metavar="DST")
+@click.pass_obj
+@handle_errors
+def store_copy_command(settings: Settings, source: str, target: str) -> None:
+    """Copy the out dir SRC into DST (folders or object-store URLs): every version's video
+    (its sha256 checked against its record), the records, the claims.
+
+    Run it again after an interruption: videos already in DST with the recorded sha256 are
+    not copied again. Exit 0 when every video was copied or present, 1 when a video's bytes
+    in SRC do not match its record (that one is not copied)."""
+    from mmgen.state.copy import copy_out_dir
+    from mmgen.state.outdir import open_out
+
+    src, dst = open_out(source), open_out(target)
+    if not src.has_records():
+        raise UsageError(f"no outcome records in {source}")
+    report = copy_out_dir(src, dst)
+    if settings.verbosity >= 0:
+        click.echo(
+            f"{len(report.copied)} videos copied, {len(report.present)} already there, "
+            f"{report.records} records, {report.claims} claims",
+            err=True,
+        )
+    for key in report.missing:
+        click.echo(f"mmgen: warning: {source}: no video {key} (its record is copied)", err=True)
+    for key in report.mismatched:
+        click.echo(f"mmgen: error: {source}: {key} does not have its recorded sha256", err=True)
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
