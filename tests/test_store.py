@@ -447,3 +447,21 @@ def test_store_copy_moves_an_out_dir_into_a_bucket_and_back(
     plan = cli(["plan", str(specs), "--out", str(back), "--format", "json"])
     actions = {item["job"]: item["action"] for item in json.loads(plan.stdout)}
     assert actions == {"job0": "skip", "job1": "skip", "job2": "resume"}
+
+
+def test_a_dead_runners_claim_before_any_record_is_taken_over(
+    start_mock: Any, tmp_path: Path
+) -> None:
+    """A runner that died between its claim and its "submitting" record never sent the create
+    (the record is written first): its claim is cleared and the job submitted."""
+    import socket
+
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    out = str(tmp_path / "out")
+    mock = start_mock(MockConfig(generation_seconds=0.2))
+    specs = write_jobs(tmp_path / "specs", 1)
+    _claim(out, "job0", _hashes(specs, out)["job0"], host=socket.gethostname(), pid=gone.pid)
+    result = cli(["run", str(specs), "--base-url", mock.base_url, "--out", out, *FAST])
+    assert result.exit_code == 0, result.output
+    assert mock.stats()["created"] == 1

@@ -25,7 +25,11 @@ def claims_command(out: str, fmt: str) -> None:
     out_dir = open_out(out)
     done = {r.key for r in out_dir.records.records() if r.state == "success"}
     claims = Claims(out_dir.store)
-    held = [c for c in claims.all() if (c.job, c.spec_hash) not in done]
+    held = [
+        claim
+        for job, spec_hash in sorted(claims.keys() - done)  # a done version's is not read
+        if (claim := claims.read(job, spec_hash)) is not None
+    ]
     if fmt == "json":
         rows = [dict(claim.to_json(), dead=claims.is_dead(claim)) for claim in held]
         click.echo(json.dumps(rows, indent=2))

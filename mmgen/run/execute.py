@@ -164,6 +164,10 @@ def meet_claims(
             run.append(item)
         elif claim.task_id is not None:
             run.append(_follow(item, store, claim))
+        elif claims.is_dead(claim) and store.get(job.name, job.spec_hash) is None:
+            # its runner died before writing "submitting": the create never left
+            claims.unlock(job.name, job.spec_hash)
+            run.append(item)
         elif claims.is_dead(claim):
             if item.action == "unknown":
                 run.append(item)
