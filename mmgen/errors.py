@@ -55,7 +55,8 @@ class Problem:
     """One problem found in a job file, located at the offending value.
 
     ``line`` and ``column`` are 1-based; ``field`` is a dotted path such as
-    ``jobs.0.subject_reference.0.image.0`` (empty for the document itself).
+    ``jobs.0.subject_reference.0.image.0`` (empty for the document itself). ``severity`` is
+    ``error`` (the file is invalid) or ``warning`` (advice: valid, unless ``validate --strict``).
     """
 
     file: str
@@ -63,10 +64,12 @@ class Problem:
     column: int
     field: str
     message: str
+    severity: str = "error"
 
     def __str__(self) -> str:
         field = self.field or "(document)"
-        return f"{self.file}:{self.line}:{self.column}: {field}: {self.message}"
+        warning = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.column}: {field}: {warning}{self.message}"
 
 
 class MmgenError(Exception):

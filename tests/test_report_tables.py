@@ -40,3 +40,22 @@ def test_ten_thousand_rows_are_one_line_each() -> None:
     rows: list[list[Cell]] = [[f"job{i:05d}", ("ok", "green")] for i in range(10_000)]
     text = simple_table(("job", "result"), rows)
     assert text.plain.count("\n") == 10_001  # header, rule, rows: 10,002 lines
+
+
+def test_non_ascii_cells_stay_aligned() -> None:
+    from rich.cells import cell_len
+
+    rows: list[list[Cell]] = [
+        ["日本語の動画", ("success", "green"), "動画/日本語.mp4"],  # wide: two cells each
+        ["cafe\u0301", ("failed", "red"), "e\u0301te\u0301.mp4"],  # combining accents: none
+        ["plain", ("ok", "green"), "plain.mp4"],
+    ]
+    lines = plain(simple_table(("job", "state", "video"), rows)).splitlines()
+    starts = {
+        word: cell_len(line[: line.index(word)])
+        for line in lines
+        for word in ("state", "success", "failed", "ok", "video", "動画/", "e\u0301te", "plain.")
+        if word in line
+    }
+    assert starts["state"] == starts["success"] == starts["failed"] == starts["ok"]
+    assert starts["video"] == starts["動画/"] == starts["e\u0301te"] == starts["plain."]

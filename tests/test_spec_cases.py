@@ -1,7 +1,8 @@
 """Acceptance tests driven by example job files.
 
 ``tests/spec_cases/positive/NAME.yaml`` must validate with no problem; its sibling ``NAME.jobs``
-lists the expected jobs (``name output`` per line, in order).
+lists the expected jobs (``name output`` per line, in order), and ``NAME.warnings`` (when present)
+the expected warnings, as ``LINE:COL: FIELD: warning: message`` lines.
 
 ``tests/spec_cases/negative/NAME.yaml`` must fail with exactly the problems listed in its sibling
 ``NAME.expected``, one per line as ``LINE:COL: FIELD: message`` (the file name is implied).
@@ -33,6 +34,11 @@ def _cases(kind: str) -> list[Path]:
 def test_positive(case: Path) -> None:
     result = validate_paths([case], env=ENV)
     assert [str(p) for p in result.problems] == []
+    warnings = case.with_suffix(".warnings")
+    if warnings.is_file():
+        actual = [str(w).removeprefix(f"{case}:") for w in result.warnings]
+        assert actual == warnings.read_text(encoding="utf-8").splitlines()
+        assert all(w.severity == "warning" for w in result.warnings)
     expected = [line.split() for line in case.with_suffix(".jobs").read_text().splitlines()]
     assert [[job.name, job.output] for job in result.jobs] == expected
     for job in result.jobs:

@@ -60,8 +60,10 @@ def test_json_format() -> None:
         "column": 1,
         "field": "promt",
         "message": "unknown key; did you mean 'prompt'?",
+        "severity": "error",
     }
-    assert [set(d) for d in data] == [{"file", "line", "column", "field", "message"}] * 3
+    keys = {"file", "line", "column", "field", "message", "severity"}
+    assert [set(d) for d in data] == [keys] * 3
 
 
 def test_json_format_valid_is_an_empty_list() -> None:
@@ -155,5 +157,60 @@ def test_warnings_go_to_stderr_and_keep_exit_0(tmp_path: Path) -> None:
     file.write_text("name: old\nmodel: video-01\nprompt: A cat.\n", encoding="utf-8")
     code, out, err = run("validate", str(file))
     assert code == 0
-    assert out == "1 file, 1 job: ok\n"
+    assert out == "1 file, 1 job: ok, 1 warning\n"
     assert err.startswith(f"{file}:2:8: model: warning: video-01 is an old model name")
+
+
+CAMERA_ON_S2V = """\
+name: subject
+model: S2V-01
+prompt: A girl runs [Push in] and winks.
+subject_reference:
+  - type: character
+    image: [https://example.org/face.jpg]
+"""
+
+
+def test_warnings_in_every_format_and_strict(tmp_path: Path) -> None:
+    file = tmp_path / "camera.yaml"
+    file.write_text(CAMERA_ON_S2V, encoding="utf-8")
+    message = "[Push in]: S2V-01 does not take camera commands"
+    code, out, err = run("validate", str(file))
+    assert (code, out) == (0, "1 file, 1 job: ok, 1 warning\n")
+    assert err.startswith(f"{file}:3:21: prompt: warning: {message}")
+    code, out, _ = run("validate", "--format", "json", str(file))
+    [item] = json.loads(out)
+    assert code == 0
+    assert (item["line"], item["column"], item["severity"]) == (3, 21, "warning")
+    assert item["message"].startswith(message)
+    code, out, _ = run("validate", "--format", "github", str(file))
+    assert code == 0 and out.startswith(f"::warning file={file},line=3,col=21,title=prompt::")
+    code, out, err = run("validate", "--strict", str(file))
+    assert code == 2
+    assert out.startswith(f"{file}:3:21: prompt: warning: {message}")
+    assert "1 problem in 1 file" in err
+
+
+def test_prompt_errors_are_located_at_the_character(tmp_path: Path) -> None:
+    file = tmp_path / "prompt.yaml"
+    prompt = '"A fox\\u200b runs [Pan lef]."'
+    file.write_text(f"name: fox\nmodel: MiniMax-Hailuo-02\nprompt: {prompt}\n", "utf-8")
+    code, out, _ = run("validate", "--format", "github", str(file))
+    assert code == 2
+    assert out.splitlines() == [
+        f"::error file={file},line=3,col=15,title=prompt::invisible character U+200B ZERO "
+        "WIDTH SPACE (character 6 of the prompt): MiniMax refuses invisible characters (1042); "
+        "delete it, e.g. retype the words around it",
+        f"::error file={file},line=3,col=27,title=prompt::[Pan lef]: unknown camera command "
+        "'Pan lef'; did you mean 'Pan left'?",
+    ]
+
+
+def test_a_typo_in_a_matrix_job_is_one_annotation() -> None:
+    case = NEGATIVE / "matrix-typo-key.yaml"
+    code, out, _ = run("validate", "--format", "github", str(case))
+    assert code == 2
+    assert out.splitlines() == [
+        f"::error file={case},line=5,col=5,title=jobs.0.promt::unknown key; did you mean "
+        "'prompt'? (in jobs teaser-0, teaser-1)"
+    ]

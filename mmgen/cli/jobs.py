@@ -4,6 +4,7 @@ init."""
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -60,30 +61,53 @@ def init_command(settings: Settings, directory: Path) -> None:
         )
 
 
+MODELS_OPTION = click.option(
+    "--models",
+    "models_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Project file declaring models mmgen does not know yet (default: the mmgen.yaml next "
+    "to the job files or in a parent folder).",
+)
+
+
 @main.command("validate")
 @PATHS_ARGUMENT
 @format_option(PROBLEM_FORMATS)
+@MODELS_OPTION
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Treat warnings (a camera command the model ignores, an old model name) as problems: "
+    "exit 2 when there is any.",
+)
 @click.pass_obj
 @handle_errors
-def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> None:
+def validate_command(
+    settings: Settings, paths: tuple[Path, ...], fmt: str, models_file: Path | None, strict: bool
+) -> None:
     """Check job files and folders (*.yaml, *.yml); report every problem, spend nothing.
 
-    Problems go to stdout, one per line (or the JSON list); the summary line goes to stdout
-    when all is valid and to stderr otherwise. Exit 0 when all is valid, 2 when not.
+    Problems go to stdout, one per line (or the JSON list, or GitHub annotations); warnings too
+    in every format (text: to stderr, unless --strict). The summary line goes to stdout when
+    all is valid and to stderr otherwise. Exit 0 when all is valid, 2 when not; warnings never
+    change the exit code unless --strict.
     """
     from mmgen.jobfile.spec import validate_paths
     from mmgen.report import render_problems, validation_summary
 
-    result = validate_paths(list(paths))
+    result = validate_paths(list(paths), models=models_file)
+    failing = sorted(result.problems + result.warnings) if strict else result.problems
+    advice = [] if strict else result.warnings
+    summary = validation_summary(len(result.files), len(result.jobs), failing, len(advice))
     if fmt == "text" and settings.verbosity >= 0:
-        for warning in result.warnings:  # advice only: never changes the exit code
+        for warning in advice:  # advice only: never changes the exit code
             click.echo(str(warning), err=True)
-    summary = validation_summary(len(result.files), len(result.jobs), result.problems)
-    if fmt == "json" or result.problems:  # json: always the list, `[]` when all is valid
-        click.echo(render_problems(result.problems, fmt))
+    shown = failing if fmt == "text" else sorted(failing + advice)
+    if fmt == "json" or shown:  # json: always the list, `[]` when there is nothing to say
+        click.echo(render_problems(shown, fmt))
     elif settings.verbosity >= 0:
         click.echo(summary)
-    if result.problems:
+    if failing:
         if settings.verbosity >= 0:
             click.echo(f"mmgen: {summary}", err=True)
         sys.exit(EXIT_USAGE)
@@ -99,7 +123,7 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
     {
         "text": "a table",
         "json": "a list of objects",
-        "markdown": "a pull-request comment with the estimated cost",
+        "markdown": "a pull-request comment: cost, subject images, prompt diffs",
     }
 )
 @click.option(
@@ -111,8 +135,9 @@ def validate_command(settings: Settings, paths: tuple[Path, ...], fmt: str) -> N
     "--prices",
     "prices_file",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="YAML/JSON price table merged over mmgen's default (for --format markdown's estimate).",
+    help="YAML/JSON price table merged over mmgen's default (for the estimated cost).",
 )
+@MODELS_OPTION
 @handle_errors
 def plan_command(
     paths: tuple[Path, ...],
@@ -123,16 +148,22 @@ def plan_command(
     fmt: str,
     detailed_exitcode: bool,
     prices_file: Path | None,
+    models_file: Path | None,
 ) -> None:
-    """Show what `run` would do per job (submit, skip, resume, changed, unknown); spends nothing."""
+    """Show what `run` would do per job (submit, skip, resume, changed, unknown), with the
+    estimated cost and what changed; spends nothing.
+
+    In GitHub Actions the markdown comment shows repository images at the pull request's head
+    commit (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_EVENT_PATH)."""
     from mmgen.jobfile.spec import load_jobs
     from mmgen.report import render_plan
+    from mmgen.report.plans import RepoLinks
     from mmgen.state.outdir import open_out
     from mmgen.state.planning import plan
     from mmgen.state.pricing import load_prices, plan_exit_code
 
-    prices = load_prices(prices_file) if fmt == "markdown" or prices_file else None
-    jobs = load_jobs(list(paths))
+    prices = load_prices(prices_file) if fmt != "json" or prices_file else None
+    jobs = load_jobs(list(paths), models=models_file)
     check_replace(replace, [job.name for job in jobs])
     items = plan(
         jobs,
@@ -141,7 +172,8 @@ def plan_command(
         resubmit_unknown=resubmit_unknown,
         verify=verify,
     )
-    show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown))
+    links = RepoLinks.from_github(os.environ, Path.cwd())
+    show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown, links=links))
     if detailed_exitcode:
         sys.exit(plan_exit_code(items))
 
@@ -167,7 +199,8 @@ def check_replace(replace: tuple[str, ...], names: list[str]) -> None:
 @handle_errors
 def status_command(out: str, fmt: str, show_all: bool) -> None:
     """Show the outcome records of an out dir: the current version of each job (--all: every
-    version). Exit 2 when the out dir has no records."""
+    version, the current one marked; JSON: `current: true`). Exit 2 when the out dir has no
+    records."""
     from mmgen.report import render_records
     from mmgen.state.outdir import open_out
 
@@ -179,4 +212,6 @@ def status_command(out: str, fmt: str, show_all: bool) -> None:
         )
     store = out_dir.records
     every = show_all or fmt == "html"  # the gallery shows each job's version history
-    show(render_records(store.records() if every else store.current(), fmt))
+    current = store.current()
+    chosen = {record.key for record in current}
+    show(render_records(store.records() if every else current, fmt, current=chosen))

@@ -6,6 +6,7 @@
 - :mod:`~mmgen.jobfile.expansion`: defaults, matrix and ``${...}`` -> complete jobs.
 - :mod:`~mmgen.jobfile.interpolation`: ``${VAR}``, ``${matrix.VAR}`` and ``$${`` in one string.
 - :mod:`~mmgen.jobfile.local_images`: images checked, local files made data URLs.
+- :mod:`~mmgen.jobfile.prompts`: a prompt's camera commands and invisible characters.
 - :mod:`~mmgen.jobfile.uniqueness`: names and outputs unique across a run.
 - :mod:`~mmgen.jobfile.problems`: problems deduplicated, naming the jobs concerned.
 - :mod:`~mmgen.jobfile.jobs`: :class:`~mmgen.jobfile.jobs.JobSpec`, the result.

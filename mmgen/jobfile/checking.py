@@ -10,16 +10,17 @@ its jobs are still checked so that every problem is reported at once.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from mmgen.errors import Problem
-from mmgen.jobfile import images, rules
+from mmgen.jobfile import images, prompts, rules
 from mmgen.jobfile.expansion import Expanded, Issue, expand_job, merge_defaults
 from mmgen.jobfile.jobs import JobSpec, spec_hash
 from mmgen.jobfile.local_images import ImageChecker, image_slots
 from mmgen.jobfile.matrix import TooManyJobs, combinations
+from mmgen.jobfile.models import PROJECT_FILE, ModelCatalog
 from mmgen.jobfile.problems import ProblemLog
 from mmgen.jobfile.uniqueness import Candidate, clashes
 from mmgen.schemas.documents import DocPath, DocumentKind, Positions, dotted, load_document
@@ -60,6 +61,8 @@ class JobFileChecker:
     warnings: list[Problem] = field(default_factory=list)
     candidates: list[Candidate] = field(default_factory=list)
     images: ImageChecker = field(default_factory=ImageChecker)
+    models: ModelCatalog = field(default_factory=ModelCatalog)
+    """Models the project declares (:mod:`mmgen.jobfile.models`)."""
 
     def find_files(self, paths: Sequence[str | Path]) -> list[str]:
         """The job files under ``paths`` (folders searched, hidden parts skipped), once each."""
@@ -111,7 +114,7 @@ class JobFileChecker:
         """The whole file against the root of job.json (as editors see it); returns the
         problems of values (not of unknown keys), which a job may make moot."""
         added = []
-        for item in rules.file_problems(file.data):
+        for item in rules.file_problems(file.data, self.models):
             file.shape_broken.append(item.path)
             problem = file.place(item.path, item.field, item.message, item.at_key)
             self.log.add(problem)
@@ -156,9 +159,10 @@ class JobFileChecker:
         label = name if isinstance(name, str) else f"#{entry_path[-1] if entry_path else 0}"
         issues = list(expanded.issues)
         bad: set[DocPath] = set()
-        for item in rules.job_problems(expanded.job, expanded.written):
-            where = expanded.locate(item.path)
-            issues.append(Issue(where, expanded.locate(item.field), item.message, item.at_key))
+        for item in rules.job_problems(expanded.job, expanded.written, self.models):
+            locate = expanded.locate_key if item.at_key else expanded.locate
+            where = locate(item.path)
+            issues.append(Issue(where, locate(item.field), item.message, item.at_key))
             bad.add(item.path)
             if item.unknown_key:
                 file.unknown.add(where)
@@ -167,13 +171,54 @@ class JobFileChecker:
             shared = issue.path[: len(entry_path)] != entry_path or from_matrix
             job = label if issue.per_job and shared else None
             self.log.add(file.place(issue.path, issue.field, issue.message, issue.at_key), job)
-        for exp_path, message in rules.model_warnings(expanded.job):
-            where = expanded.locate(exp_path)
-            warning = file.place(where, where, f"warning: {message}")
+        warnings = [
+            file.place(expanded.locate(exp_path), expanded.locate(exp_path), message)
+            for exp_path, message in rules.model_warnings(expanded.job)
+        ]
+        prompt_errors = False
+        if not bad & {("prompt",), ("model",)}:
+            for problem in self._check_prompt(file, expanded):
+                if problem.severity == "warning":
+                    warnings.append(problem)
+                    continue
+                where = expanded.locate(("prompt",))
+                shared = where[: len(entry_path)] != entry_path or from_matrix
+                self.log.add(problem, label if shared else None)
+                prompt_errors = True
+        for warning in warnings:
+            warning = replace(warning, severity="warning")
             if warning not in self.warnings:
                 self.warnings.append(warning)
         if isinstance(name, str):
-            self._add_candidate(file, entry_path, expanded, None if issues else local)
+            valid = not issues and not prompt_errors
+            self._add_candidate(file, entry_path, expanded, local if valid else None)
+
+    def _check_prompt(self, file: _File, expanded: Expanded) -> list[Problem]:
+        """Camera commands and invisible characters (:mod:`mmgen.jobfile.prompts`), each at
+        its character when the prompt is written as sent, else at the prompt; findings at the
+        same place are joined into one problem."""
+        prompt, model = expanded.job.get("prompt"), expanded.job.get("model")
+        if not isinstance(prompt, str) or not isinstance(model, str):
+            return []
+        where = expanded.locate(("prompt",))
+        interpolated = ("prompt",) in expanded.written
+        # camera commands are read with the matrix applied but ${VAR} as written: the value of
+        # an environment variable (a secret?) is never echoed
+        source = expanded.source.get("prompt")
+        text = source if interpolated and isinstance(source, str) else prompt
+        own = self.models.get(model)
+        camera = own.camera_commands if own is not None else None
+        findings = prompts.camera_findings(text, model, camera=camera)
+        findings += prompts.invisible_characters(prompt)
+        grouped: dict[tuple[int, int, str], list[str]] = {}
+        for finding in sorted(findings, key=lambda f: f.offset):
+            pos = None if interpolated else file.positions.char_at(where, prompt, finding.offset)
+            line, col = pos or file.positions.at(where)
+            grouped.setdefault((line, col, finding.severity), []).append(finding.message)
+        return [
+            Problem(file.name, line, col, dotted(where), "; ".join(messages), severity)
+            for (line, col, severity), messages in grouped.items()
+        ]
 
     def _resolve_images(
         self, expanded: Expanded, bad: set[DocPath], job_file: str, issues: list[Issue]
@@ -234,6 +279,7 @@ def _job_files_in(folder: Path) -> list[Path]:
         p
         for p in folder.rglob("*")
         if p.suffix.lower() in SPEC_SUFFIXES
+        and p.name != PROJECT_FILE
         and p.is_file()
         and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )

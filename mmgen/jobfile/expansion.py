@@ -57,9 +57,19 @@ class Expanded:
     issues: list[Issue] = field(default_factory=list)
     matrix_paths: dict[str, DocPath] = field(default_factory=dict)
     """Matrix variable -> where its value (in this combination) is written."""
+    keys: dict[DocPath, DocPath] = field(default_factory=dict)
+    """Top-level key in the job -> where that key is written (the job entry or defaults)."""
 
     def locate(self, exp_path: DocPath) -> DocPath:
         return resolve(self.origin, exp_path)
+
+    def locate_key(self, exp_path: DocPath) -> DocPath:
+        """Where the *key* at ``exp_path`` is written: in the mapping that holds it, even when
+        its value comes from elsewhere (``key: ${matrix.VAR}`` takes the matrix value, but a
+        typo in ``key`` is written once, at the key)."""
+        if exp_path in self.keys or not exp_path:
+            return self.keys.get(exp_path, self.locate(exp_path))
+        return (*self.locate(exp_path[:-1]), exp_path[-1])
 
 
 def resolve(origin: Mapping[DocPath, DocPath], exp_path: DocPath) -> DocPath:
@@ -95,7 +105,11 @@ def expand_job(
 ) -> Expanded:
     """The job of one matrix combination (``combo`` is empty without a matrix)."""
     result = Expanded(
-        name=job_name(merged.get("name"), combo), job={}, source={}, origin=dict(origin)
+        name=job_name(merged.get("name"), combo),
+        job={},
+        source={},
+        origin=dict(origin),
+        keys=dict(origin),
     )
     values, raw = _matrix_values(combo, env, result)
     for key, value in merged.items():

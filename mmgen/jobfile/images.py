@@ -13,7 +13,6 @@ locate in the job file.
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import re
 import warnings
@@ -21,6 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
+
+from mmgen.dataurl import DataUrlError, data_url_bytes_strict
 
 MAX_IMAGE_BYTES = 20 * 1024 * 1024
 """Images must be smaller than this (the API's "under 20 MB")."""
@@ -31,7 +32,7 @@ MIN_ASPECT, MAX_ASPECT = 2 / 5, 5 / 2
 
 #: Pillow format name -> MIME subtype used in the data URL.
 _MIME = {"JPEG": "jpeg", "PNG": "png", "WEBP": "webp"}
-_DATA_URL = re.compile(r"data:image/(jpeg|jpg|png|webp);base64,(.*)", re.DOTALL)
+_DATA_URL = re.compile(r"data:image/(jpeg|jpg|png|webp);base64,")
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+[^\s]*$")
 
@@ -118,13 +119,13 @@ def load_local_image(path: Path, shown: str | None = None) -> str:
 
 def check_data_url(url: str) -> None:
     """Check an inline ``data:image/...;base64,`` URL: decode it and check the image."""
-    match = _DATA_URL.fullmatch(url)
+    match = _DATA_URL.match(url)
     if match is None:
         raise ImageError("data URL must look like data:image/<jpeg|png|webp>;base64,<data>")
     declared = "jpeg" if match.group(1) == "jpg" else match.group(1)
     try:
-        data = base64.b64decode(match.group(2), validate=True)
-    except (binascii.Error, ValueError):
+        data = data_url_bytes_strict(url)
+    except DataUrlError:
         raise ImageError("data URL holds invalid base64") from None
     checked = check_image_bytes(data)
     if checked.mime != f"image/{declared}":

@@ -52,12 +52,12 @@ class JobSpec:
 
     @property
     def subject_image(self) -> str | None:
-        """The subject image as the job file names it (a URL or a local path; not a data URL),
-        for thumbnails."""
+        """The image a reviewer looks at, as the job file names it (a URL or a local path; not
+        a data URL): the subject reference, else the first frame. For thumbnails."""
         if self.local_images:
             return str(self.local_images[0])
         try:
             image = self.body["subject_reference"][0]["image"][0]
         except (KeyError, IndexError, TypeError):
-            return None
+            image = self.body.get("first_frame_image")
         return image if isinstance(image, str) and not image.startswith("data:") else None

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from jsonschema import ValidationError
 
+from mmgen.jobfile.models import ModelCatalog
 from mmgen.schemas import JOB_SCHEMA, load_schema, strict_validator
 from mmgen.schemas.documents import DocPath
 from mmgen.schemas.messages import RenderContext, Rendered, render
@@ -46,8 +47,10 @@ def _interpolated() -> dict[str, Any]:
     return cast(dict[str, Any], load_schema(JOB_SCHEMA)["$defs"]["interpolated"])
 
 
-def file_problems(data: Any) -> list[Rendered]:
-    """The shape of a whole job file (root of job.json), paths in the document."""
+def file_problems(data: Any, declared: ModelCatalog | None = None) -> list[Rendered]:
+    """The shape of a whole job file (root of job.json), paths in the document. The model
+    names and fields ``declared`` by the project are not problems here: the rules of a
+    declared model are checked on each complete job."""
     context = RenderContext(
         pattern_hints=PATTERN_HINTS,
         key_hints=KEY_HINTS,
@@ -55,11 +58,50 @@ def file_problems(data: Any) -> list[Rendered]:
         unexplained=(_interpolated(),),
     )
     validator = strict_validator(JOB_SCHEMA)
-    return [item for error in validator.iter_errors(data) for item in render(error, context)]
+    items = [item for error in validator.iter_errors(data) for item in render(error, context)]
+    if declared is None or not declared.models:
+        return items
+    return [item for item in items if not _declared(item, data, declared)]
 
 
-def job_problems(job: dict[str, Any], written: dict[DocPath, str]) -> list[Rendered]:
-    """One complete job against its model's rules, paths in the job.
+def _declared(item: Rendered, data: Any, declared: ModelCatalog) -> bool:
+    """Whether a file-shape problem is a declared model's name or field."""
+    if item.unknown_key:  # the declared model's own check names the key (did you mean...)
+        return item.path[-1] in declared.field_names or _entry_model(data, item.path, declared)
+    if item.path[-1:] == ("model",):
+        value: Any = data
+        for part in item.path:
+            if isinstance(value, dict):
+                value = value.get(part)
+            elif isinstance(value, list) and isinstance(part, int) and part < len(value):
+                value = value[part]
+            else:
+                return False
+        return declared.get(value) is not None
+    return False
+
+
+def _entry_model(data: Any, path: DocPath, declared: ModelCatalog) -> bool:
+    """Whether the job entry holding the key at ``path`` has a declared model."""
+    if not isinstance(data, dict):
+        return False
+    entry: Any = data
+    if path[:1] == ("jobs",) and len(path) == 3 and isinstance(data.get("jobs"), list):
+        jobs, index = data["jobs"], path[1]
+        entry = jobs[index] if isinstance(index, int) and index < len(jobs) else None
+    elif len(path) != 1:
+        return False
+    defaults = data.get("defaults")
+    default = defaults.get("model") if isinstance(defaults, dict) else None
+    model = entry.get("model", default) if isinstance(entry, dict) else None
+    return declared.get(model) is not None
+
+
+def job_problems(
+    job: dict[str, Any], written: dict[DocPath, str], declared: ModelCatalog | None = None
+) -> list[Rendered]:
+    """One complete job against its model's rules (a model the project ``declared``: its
+    declaration), paths in the job.
 
     ``written`` holds the text as written in the file for values that expansion changed.
     """
@@ -73,7 +115,13 @@ def job_problems(job: dict[str, Any], written: dict[DocPath, str]) -> list[Rende
         rule=lambda error: _model_rule(job, error),
         owner=model if isinstance(model, str) else None,
     )
-    errors = list(strict_validator(JOB_SCHEMA, "/$defs/job").iter_errors(job))
+    own = declared.get(model) if declared is not None else None
+    validator = (
+        declared.validator(own.name)
+        if declared is not None and own is not None
+        else strict_validator(JOB_SCHEMA, "/$defs/job")
+    )
+    errors = list(validator.iter_errors(job))
     model_broken = any(
         tuple(e.absolute_path) == ("model",)
         or (e.validator == "required" and not e.absolute_path and "model" not in job)

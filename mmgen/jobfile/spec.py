@@ -36,8 +36,9 @@ Expansion of each job, in this order:
 Every problem is a :class:`~mmgen.errors.Problem` located at the offending value in the YAML
 (for a missing key: at the mapping that lacks it; for an unknown key: at the key). A file with
 any problem contributes no valid job (its jobs are still all checked). Advice that does not
-make a job invalid (an old model name) is a warning: a Problem whose message starts with
-``warning:``. Nothing here prints or imports click.
+make a job invalid (an old model name, a camera command the model ignores) is a warning: a
+Problem whose ``severity`` is ``warning``. The prompt checks (camera commands, invisible
+characters) are :mod:`mmgen.jobfile.prompts`. Nothing here prints or imports click.
 
 This module is the public face; the rooms behind it are :mod:`mmgen.jobfile` (job files) and
 :mod:`mmgen.schemas` (documents with positions, schemas, messages).
@@ -54,6 +55,7 @@ from mmgen.errors import Problem, SpecError
 from mmgen.jobfile.checking import SPEC_SUFFIXES, JobFileChecker
 from mmgen.jobfile.jobs import JobSpec, spec_hash
 from mmgen.jobfile.matrix import MAX_MATRIX_JOBS
+from mmgen.jobfile.models import PROJECT_FILE, find_project_file, load_models
 from mmgen.schemas.documents import MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_NODES
 
 __all__ = [
@@ -78,8 +80,8 @@ class ValidationResult:
     jobs: list[JobSpec]
     problems: list[Problem]
     warnings: list[Problem] = field(default_factory=list)
-    """Advice that does not make a job invalid; each message starts with ``warning:``, so
-    ``str(warning)`` reads ``FILE:LINE:COL: FIELD: warning: ...``."""
+    """Advice that does not make a job invalid (``severity`` ``warning``), so ``str(warning)``
+    reads ``FILE:LINE:COL: FIELD: warning: ...``."""
 
     @property
     def ok(self) -> bool:
@@ -87,13 +89,26 @@ class ValidationResult:
 
 
 def validate_paths(
-    paths: Sequence[str | Path], *, env: Mapping[str, str] | None = None
+    paths: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    models: str | Path | None = None,
 ) -> ValidationResult:
     """Find the job files under ``paths``, check them all and expand their jobs.
 
+    ``models`` is the project file declaring models mmgen does not know (default: an
+    ``mmgen.yaml`` among ``paths``, else the one found next to the job files,
+    :func:`~mmgen.jobfile.models.find_project_file`).
     Never raises for bad input: every problem is returned in the result.
     """
     checker = JobFileChecker(os.environ if env is None else env)
+    given = [Path(p) for p in paths if Path(p).name == PROJECT_FILE and Path(p).is_file()]
+    paths = [p for p in paths if Path(p) not in given]  # a project file is never a job file
+    project = models if models is not None else given[0] if given else find_project_file(paths)
+    if project is not None:
+        checker.models, problems = load_models(project)
+        for problem in problems:
+            checker.log.add(problem)
     files = checker.find_files(paths)
     for file in files:
         checker.check_file(file)
@@ -107,10 +122,13 @@ def validate_paths(
 
 
 def load_jobs(
-    paths: Sequence[str | Path], *, env: Mapping[str, str] | None = None
+    paths: Sequence[str | Path],
+    *,
+    env: Mapping[str, str] | None = None,
+    models: str | Path | None = None,
 ) -> list[JobSpec]:
     """The valid jobs under ``paths``; raise :class:`SpecError` listing every problem if any."""
-    result = validate_paths(paths, env=env)
+    result = validate_paths(paths, env=env, models=models)
     if result.problems:
         raise SpecError(result.problems)
     return result.jobs

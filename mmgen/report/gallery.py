@@ -2,10 +2,15 @@
 
 One self-contained page: no CDN, no external script or style; it works from ``file://`` and as
 a CI artifact because every video ``src`` is relative to the out dir. One card per job (its
-current record): the video, the prompt, a thumbnail of the subject image, the state, the error,
-and the job's version history (every record of the job, each with its own video). A filter by
-state is driven by the URL (``index.html#state=failed``), so a link can share a filtered view.
-Everything from records and job files is escaped: prompts are user text.
+current record): the video, the prompt, a thumbnail of the subject image (a link when it is a
+URL), the state, the error, and the job's version history (every record of the job, each with
+its own video; the current one marked). A job with more than one version can *compare*: the
+current video beside the one it replaced, each with its prompt (a word diff: removed words struck
+on the old side, added ones marked on the new) and its settings (changed ones marked). A filter
+by state is driven by the URL (``index.html#state=failed``), so a link can share a filtered view;
+``#compare=JOB`` opens a job's comparison. Everything from records and job files is escaped:
+prompts are user text. The page is a function of the records (and of which version of each job
+is current), so it can be written anywhere the out dir is (a folder, a bucket).
 """
 
 from __future__ import annotations
@@ -16,14 +21,15 @@ import html
 import io
 import os
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from urllib.parse import quote
 
 from PIL import Image, UnidentifiedImageError
 
+from mmgen.dataurl import data_url_bytes
 from mmgen.report.units import plural, size
-from mmgen.state.changes import data_url_bytes
+from mmgen.state.changes import flatten, word_diff
 from mmgen.state.records import STATES, Record
 
 #: Longest edge of a subject-image thumbnail, in pixels.
@@ -74,8 +80,22 @@ _SCRIPT = """
     if (img.complete && !img.naturalWidth) { unavailable(img); }
     else { img.addEventListener("error", function () { unavailable(img); }); }
   });
-  window.addEventListener("hashchange", apply);
+  function compare() {
+    var m = /(?:^|[#&])compare=([^&]+)/.exec(location.hash);
+    if (!m) { return; }
+    var card = document.getElementById("job-" + decodeURIComponent(m[1]));
+    var box = card && card.querySelector("details.compare");
+    if (box) { box.open = true; card.scrollIntoView(); }
+  }
+  document.querySelectorAll("details.compare").forEach(function (box) {
+    box.addEventListener("toggle", function () {
+      if (!box.open) { return; }
+      box.querySelectorAll("video").forEach(function (video) { video.preload = "metadata"; });
+    });
+  });
+  window.addEventListener("hashchange", function () { apply(); compare(); });
   apply();
+  compare();
 })();
 """.strip()
 
@@ -125,6 +145,29 @@ details.history ol{margin:.35rem 0 0;padding-left:1.2rem}
 details.history li{margin:.15rem 0}
 details.history li.current{color:var(--ink);font-weight:600}
 details.history a{color:var(--run)}
+details.history li .mark{font-size:.75rem;color:var(--ok)}
+a.thumb-link{flex:none;display:block}
+a.thumb-link img.thumb{display:block}
+details.compare{font-size:.9rem}
+details.compare>summary{cursor:pointer;color:var(--run)}
+.card:has(details.compare[open]){grid-column:1/-1}
+.card:has(details.compare[open])>.media{display:none}
+.pair{display:grid;grid-template-columns:1fr 1fr;gap:1rem;margin-top:.6rem}
+.version{margin:0;border:1px solid var(--line);border-radius:8px;overflow:hidden}
+.version.current{border-color:var(--ok);box-shadow:0 0 0 1px var(--ok)}
+.version figcaption{display:flex;gap:.5rem;align-items:center;padding:.45rem .6rem;
+background:var(--chip);font-size:.85rem}
+.version .badge{font-size:.75rem;font-weight:600;padding:.05rem .5rem;border-radius:999px;
+background:#e6f4ea;color:var(--ok)}
+.version .badge.old{background:var(--line);color:var(--muted)}
+.version .prompt,.version dl{padding:.5rem .6rem;margin:0}
+.version dl{display:grid;grid-template-columns:auto 1fr;gap:.15rem .7rem;font-size:.82rem;
+border-top:1px solid var(--line)}
+.version dt{color:var(--muted)}
+.version dd{margin:0;overflow-wrap:anywhere}
+.version .changed{background:#fff4d6}
+del{background:#fdecea;color:var(--bad)}
+ins{background:#e6f4ea;color:var(--ok);text-decoration:none;font-weight:600}
 p.empty{padding:0 1.5rem;color:var(--muted)}
 """.strip()
 
@@ -179,8 +222,9 @@ class _Thumbnails:
         lower = image[:8].lower()
         if lower.startswith(("http://", "https://")):
             return (
-                f'<img class="thumb" src="{_e(image)}" alt="" title="{_e(image)}" '
-                f'loading="lazy" referrerpolicy="no-referrer">'
+                f'<a class="thumb-link" href="{_e(image)}" rel="noreferrer noopener">'
+                f'<img class="thumb" src="{_e(image)}" alt="subject image" title="{_e(image)}" '
+                f'loading="lazy" referrerpolicy="no-referrer"></a>'
             )
         data = data_url_bytes(image)
         if data is None:
@@ -195,10 +239,10 @@ class _Thumbnails:
         return f'<img class="thumb" src="{url}" alt="subject image" title="{_e(image)}">'
 
 
-def _media(record: Record) -> str:
+def _media(record: Record, *, lazy: bool = False) -> str:
     if record.state == "success" and record.video:
         return (
-            f'<div class="media"><video controls preload="metadata" '
+            f'<div class="media"><video controls preload="{"none" if lazy else "metadata"}" '
             f'src="{_href(record.video)}"></video></div>'
         )
     label = _STATE_LABELS.get(record.state, record.state)
@@ -213,14 +257,105 @@ def _history(versions: Sequence[Record], current: Record) -> str:
             link = f' <a href="{_href(version.video)}">video</a>'
         stamp = version.finished_at or version.updated_at
         mark = ' class="current"' if version is current else ""
+        label = ' <span class="mark">current</span>' if version is current else ""
         rows.append(
             f"<li{mark}><code>{_e(_hash8(version))}</code> "
             f'<span class="state {_e(version.state)}">{_e(version.state)}</span> '
-            f'<time datetime="{_e(stamp)}">{_e(_when(stamp))}</time>{link}</li>'
+            f'<time datetime="{_e(stamp)}">{_e(_when(stamp))}</time>{link}{label}</li>'
         )
     return (
         f'<details class="history"><summary>{_e(plural(len(versions), "version"))}</summary>'
         f"<ol reversed>{''.join(rows)}</ol></details>"
+    )
+
+
+def replaced_version(versions: Sequence[Record], current: Record) -> Record | None:
+    """The version ``current`` replaced: the latest other version updated before it (else the
+    latest other one); None for a job of one version."""
+    others = [v for v in versions if v is not current]
+    before = [v for v in others if v.updated_at <= current.updated_at]
+    pool = before or others
+    return max(pool, key=lambda v: v.updated_at) if pool else None
+
+
+def _settings(record: Record) -> dict[str, str]:
+    """A version's request fields other than the prompt, dotted, as text."""
+    request = record.request or {}
+    out: dict[str, str] = {}
+    for path, value in flatten({k: v for k, v in request.items() if k != "prompt"}):
+        out[path] = value if isinstance(value, str) else _json_text(value)
+    return out
+
+
+def _json_text(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else str(value)
+
+
+def _setting_html(value: str) -> str:
+    if value[:8].lower().startswith(("http://", "https://")):
+        return f'<a href="{_e(value)}" rel="noreferrer noopener">{_e(value)}</a>'
+    if value.startswith("sha256:"):
+        return f'<code title="{_e(value)}">{_e(value[:19])}…</code>'
+    return _e(value)
+
+
+def _version_html(
+    record: Record,
+    prompt_html: str,
+    settings: dict[str, str],
+    other: dict[str, str],
+    now: bool,
+    subject_html: str,
+) -> str:
+    badge = (
+        '<span class="badge">current</span>' if now else '<span class="badge old">replaced</span>'
+    )
+    stamp = record.finished_at or record.updated_at
+    changed = ' class="changed"'
+    rows = f"<dt>subject</dt><dd>{subject_html}</dd>"
+    rows += "".join(
+        f"<dt>{_e(key)}</dt><dd{changed if other.get(key) != value else ''}>"
+        f"{_setting_html(value)}</dd>"
+        for key, value in settings.items()
+    )
+    rows += "".join(
+        f'<dt>{_e(key)}</dt><dd class="changed"><em>not set</em></dd>'
+        for key in other
+        if key not in settings
+    )
+    return (
+        f'<figure class="version{" current" if now else ""}" data-hash="{_e(_hash8(record))}">'
+        f"{_media(record, lazy=True)}"
+        f"<figcaption>{badge}<code>{_e(_hash8(record))}</code>"
+        f'<span class="state {_e(record.state)}">{_e(record.state)}</span>'
+        f'<time datetime="{_e(stamp)}">{_e(_when(stamp))}</time></figcaption>'
+        f'<p class="prompt">{prompt_html}</p><dl>{rows}</dl></figure>'
+    )
+
+
+def _compare(current: Record, old: Record, prompt: str | None, thumbs: _Thumbnails) -> str:
+    """The current version beside the one it replaced: prompts as a word diff, settings."""
+    old_prompt = (old.request or {}).get("prompt")
+    old_prompt = old_prompt if isinstance(old_prompt, str) else ""
+    new_prompt = prompt or ""
+    runs = word_diff(old_prompt, new_prompt)
+    new_html = "".join(
+        _e(t) if op == "same" else f"<ins>{_e(t)}</ins>" for op, t in runs if op != "removed"
+    )
+    old_html = "".join(
+        _e(t) if op == "same" else f"<del>{_e(t)}</del>" for op, t in runs if op != "added"
+    )
+    new_settings, old_settings = _settings(current), _settings(old)
+    before = _version_html(old, old_html, old_settings, new_settings, False, thumbs.html(old.image))
+    after = _version_html(
+        current, new_html, new_settings, old_settings, True, thumbs.html(current.image)
+    )
+    return (
+        f'<details class="compare"><summary>compare with the version it replaced '
+        f'(<code>{_e(_hash8(old))}</code>)</summary><div class="pair">{before}{after}'
+        "</div></details>"
     )
 
 
@@ -248,6 +383,7 @@ def _card(
     if current.error is not None:
         error = f'<p class="error">{_e(current.error.code)}: {_e(current.error.message)}</p>'
     label = _STATE_LABELS.get(current.state, current.state)
+    old = replaced_version(versions, current)
     return (
         f'<article class="card" data-state="{_e(current.state)}" id="job-{_e(current.job)}">'
         f"{_media(current)}"
@@ -256,6 +392,7 @@ def _card(
         f'<div class="subject">{thumbs.html(current.image)}{prompt_html}</div>'
         f"{error}"
         f'<p class="meta">{"".join(meta)}</p>'
+        f"{_compare(current, old, prompt, thumbs) if old is not None else ''}"
         f"{_history(versions, current)}</div></article>"
     )
 
@@ -265,13 +402,16 @@ def render_gallery(
     prompts: Mapping[str, str] | None = None,
     *,
     base: Path | None = None,
+    current: Collection[tuple[str, str]] | None = None,
 ) -> str:
     """The gallery page of ``records`` (every version of every job, e.g. ``store.records()``).
 
     ``prompts`` (job name -> prompt) fills in prompts of records that have no ``request``;
-    ``base`` is where relative local image paths start (default: the current directory).
+    ``base`` is where relative local image paths start (default: the current directory);
+    ``current`` the ``(job, spec_hash)`` of each job's current version (default: its most
+    recently updated one).
     """
-    return "".join(gallery_parts(records, prompts, base=base))
+    return "".join(gallery_parts(records, prompts, base=base, current=current))
 
 
 def gallery_parts(
@@ -279,6 +419,7 @@ def gallery_parts(
     prompts: Mapping[str, str] | None = None,
     *,
     base: Path | None = None,
+    current: Collection[tuple[str, str]] | None = None,
 ) -> Iterator[str]:
     """The gallery page in pieces, one card at a time (:func:`write_gallery` streams them to
     the file: a 10,000-job page is never held whole, which cost ~40 MB at the end of a run)."""
@@ -288,7 +429,11 @@ def gallery_parts(
     for record in records:
         by_job[record.job].append(record)
     for versions in by_job.values():
-        versions.sort(key=lambda r: r.updated_at)  # the current version last
+        versions.sort(key=lambda r: r.updated_at)  # the current version last, by default
+        chosen = [v for v in versions if current is not None and v.key in current]
+        if chosen:  # the current version last
+            versions.remove(chosen[-1])
+            versions.append(chosen[-1])
     states: Counter[str] = Counter(versions[-1].state for versions in by_job.values())
     jobs = len(by_job)
     links = [f'<a href="#state=all" data-state="all">all ({jobs})</a>']
@@ -319,10 +464,10 @@ def gallery_parts(
 """
     for number, name in enumerate(sorted(by_job)):
         versions = by_job[name]
-        current = versions[-1]
-        request_prompt = (current.request or {}).get("prompt")
+        shown = versions[-1]
+        request_prompt = (shown.request or {}).get("prompt")
         prompt = request_prompt if isinstance(request_prompt, str) else prompts.get(name)
-        yield ("\n" if number else "") + _card(current, versions, prompt, thumbs)
+        yield ("\n" if number else "") + _card(shown, versions, prompt, thumbs)
     yield f"""
 </main>
 <p class="empty" id="none-shown"{" hidden" if jobs else ""}>{empty}</p>
@@ -337,11 +482,12 @@ def write_gallery(
     prompts: Mapping[str, str] | None = None,
     *,
     base: Path | None = None,
+    current: Collection[tuple[str, str]] | None = None,
 ) -> Path:
     """Write ``<out>/index.html`` atomically; returns its path."""
     page = out_dir / "index.html"
     tmp = page.with_name(".index.html.tmp")
     with tmp.open("w", encoding="utf-8") as out:
-        out.writelines(gallery_parts(records, prompts, base=base))
+        out.writelines(gallery_parts(records, prompts, base=base, current=current))
     os.replace(tmp, page)
     return page

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Group, RenderableType
@@ -28,19 +28,46 @@ STATE_STYLES = {
 }
 
 
-def render_records(records: Sequence[Record], fmt: str) -> RenderableType:
-    """Outcome records (``mmgen status``): a table, the JSON list, or the HTML gallery."""
+def current_versions(records: Sequence[Record]) -> set[tuple[str, str]]:
+    """The ``(job, spec_hash)`` of each job's most recently updated record among ``records``."""
+    latest: dict[str, Record] = {}
+    for record in records:
+        seen = latest.get(record.job)
+        if seen is None or record.updated_at >= seen.updated_at:
+            latest[record.job] = record
+    return {record.key for record in latest.values()}
+
+
+def render_records(
+    records: Sequence[Record],
+    fmt: str,
+    *,
+    current: Collection[tuple[str, str]] | None = None,
+) -> RenderableType:
+    """Outcome records (``mmgen status``): a table, the JSON list, or the HTML gallery.
+
+    ``current`` holds the ``(job, spec_hash)`` of each job's current version (default: its most
+    recently updated record here): JSON gives each record ``current: true|false``, the table
+    marks the current version, the gallery shows it (and compares it with the one it replaced).
+    """
+    chosen = current_versions(records) if current is None else current
     if fmt == "json":
-        return json.dumps([r.to_json() for r in records], indent=2, ensure_ascii=False)
+        return json.dumps(
+            [dict(r.to_json(), current=r.key in chosen) for r in records],
+            indent=2,
+            ensure_ascii=False,
+        )
     if fmt == "html":
         from mmgen.report.gallery import render_gallery
 
-        return render_gallery(records)
+        return render_gallery(records, current=chosen)
     if not records:
         return Text("No outcome records yet.")
+    several = len({r.job for r in records}) < len(records)  # some job shows more than one
     rows: list[list[Cell]] = [
         [
             record.job,
+            _version_cell(record, several and record.key in chosen),
             (record.state, STATE_STYLES.get(record.state, "")),
             record.task_id or "",
             (record.video or "") if record.state == "success" else "",
@@ -50,8 +77,13 @@ def render_records(records: Sequence[Record], fmt: str) -> RenderableType:
         ]
         for record in records
     ]
-    headers = ("job", "state", "task id", "video", "size", "finished", "error")
+    headers = ("job", "version", "state", "task id", "video", "size", "finished", "error")
     return simple_table(headers, rows)
+
+
+def _version_cell(record: Record, mark: bool) -> Cell:
+    hash8 = record.spec_hash[:8]
+    return (f"{hash8} current", "bold") if mark else hash8
 
 
 def render_outcomes(result: RunResult, fmt: str) -> RenderableType:

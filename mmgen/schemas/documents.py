@@ -62,6 +62,10 @@ class Positions:
 
     values: dict[DocPath, Pos] = field(default_factory=dict)
     keys: dict[DocPath, Pos] = field(default_factory=dict)
+    strings: dict[DocPath, tuple[int, int, str]] = field(default_factory=dict)
+    """String values: ``(start, end, style)`` of their source text (style ``""`` plain,
+    ``'`` or ``"`` quoted, ``|`` or ``>`` block), for :meth:`char_at`."""
+    text: str = ""
 
     def at(self, path: DocPath, *, key: bool = False) -> Pos:
         """Position of the value (or of its key) at ``path``; else of its nearest ancestor."""
@@ -70,6 +74,52 @@ class Positions:
         while path not in self.values and path:
             path = path[:-1]
         return self.values.get(path, (1, 1))
+
+    def char_at(self, path: DocPath, value: str, offset: int) -> Pos | None:
+        """Where character ``offset`` of the string ``value`` at ``path`` is written, following
+        the source through quotes, escapes and line folding; None when it cannot be followed
+        (``value`` is not the text written there, e.g. after ``${...}`` expansion)."""
+        span = self.strings.get(path)
+        if span is None or not 0 <= offset < len(value):
+            return None
+        index = _follow(self.text, *span, value, offset)
+        return None if index is None else _Lines(self.text).pos(index)
+
+
+_ESCAPE_LENGTHS = {"x": 4, "u": 6, "U": 10}
+
+
+def _follow(text: str, start: int, end: int, style: str, value: str, offset: int) -> int | None:
+    """The index in ``text`` where character ``offset`` of ``value`` is written, the scalar's
+    source being ``text[start:end]``."""
+    i = start + 1 if style in ("'", '"') else start
+    if style in ("|", ">"):
+        i = text.find("\n", start, end) + 1 or end
+    for n, char in enumerate(value):
+        while True:
+            if i >= end:
+                return None
+            here = text[i]
+            if style == '"' and here == "\\":
+                nxt = text[i + 1 : i + 2]
+                if nxt in ("\n", "\r"):  # an escaped line break: no character
+                    i += 2
+                    continue
+                step = _ESCAPE_LENGTHS.get(nxt, 2)
+            elif style == "'" and here == "'" and char == "'":
+                step = 2
+            elif here == char or (here == "\n" and char == " "):
+                step = 1
+            elif here in " \t\r\n":  # indentation and folded line breaks
+                i += 1
+                continue
+            else:
+                return None
+            break
+        if n == offset:
+            return i
+        i += step
+    return None
 
 
 @dataclass(frozen=True)
@@ -142,6 +192,9 @@ class _Converter:
             raise _NodeProblem(self.lines.node(node), message)
         where = self.positions.values[path] = self.lines.node(node)
         if isinstance(node, yaml.ScalarNode):
+            if node.tag == _TAG + "str":
+                span = (node.start_mark.index, node.end_mark.index, node.style or "")
+                self.positions.strings[path] = span
             return self.scalar(node, path)
         if id(node) in self.active:
             raise _NodeProblem(where, "recursive alias: a value contains itself", path)
@@ -292,6 +345,7 @@ def _convert_root(
             message = f"a {kind.noun} must be a mapping ({kind.shape})"
         problems.append(Problem(file, *lines.node(root), "", message))
         return None
+    positions.text = lines.text
     try:
         return _Converter(file, lines, positions, problems).convert(root, ())
     except _NodeProblem as err:

@@ -157,7 +157,14 @@ def _type(f: _Failure) -> str:
 
 def _enum(f: _Failure) -> str:
     if f.last == "model":
-        return f"{f.shown} is not a known model ({_choices(f.value)})"
+        if not isinstance(f.instance, str):
+            return f"{f.shown} is not a known model ({_choices(f.value)})"
+        close = get_close_matches(f.instance, [str(v) for v in f.value], n=1, cutoff=0.6)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        return (
+            f"{f.shown} is not a known model{guess} (known: {_choices(f.value)}; declare a newer "
+            "one in mmgen.yaml)"
+        )
     if f.rule:
         return f"{f.shown} is not allowed{f.rule} (one of: {_choices(f.value)})"
     return f"{f.shown} is not one of: {_choices(f.value)}"

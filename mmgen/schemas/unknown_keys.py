@@ -27,7 +27,7 @@ from referencing.exceptions import Unresolvable
 
 from mmgen.schemas.catalog import load_schema, registry, schema_id, schema_names
 
-__all__ = ["UnknownKeyError", "known_keys", "strict_validator"]
+__all__ = ["UnknownKeyError", "known_keys", "strict_validator", "strict_validator_of"]
 
 
 class UnknownKeyError(ValidationError):
@@ -172,7 +172,9 @@ def _all_property_names() -> tuple[str, ...]:
 def unknown_key_error(key: str, instance: dict[str, Any], schema: Any) -> UnknownKeyError:
     """The error for one unknown key, with a "did you mean" among the keys allowed here."""
     error = UnknownKeyError(f"unknown key {key!r}", path=[key])
-    for candidate in get_close_matches(key, _all_property_names(), n=3, cutoff=0.7):
+    own = schema.get("properties") if isinstance(schema, dict) else None
+    names = sorted({*_all_property_names(), *(own if isinstance(own, dict) else ())})
+    for candidate in get_close_matches(key, names, n=3, cutoff=0.7):
         trial = {**instance, candidate: None}
         if candidate not in instance and candidate in known_keys(trial, schema):
             error.suggestion = candidate
@@ -224,3 +226,10 @@ def strict_validator(name: str, pointer: str = "") -> Validator:
     Draft202012Validator.check_schema(load_schema(name))
     ref = f"{schema_id(name)}#{pointer}" if pointer else schema_id(name)
     return cast(Validator, _StrictValidator({"$ref": ref}, registry=registry()))
+
+
+def strict_validator_of(schema: dict[str, Any]) -> Validator:
+    """A strict validator (one :class:`UnknownKeyError` per unknown key) of a self-contained
+    schema built at run time (a model a project declares); it may refer to nothing else."""
+    Draft202012Validator.check_schema(schema)
+    return cast(Validator, _StrictValidator(schema))

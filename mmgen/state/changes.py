@@ -6,16 +6,16 @@ body is recorded in (``Record.request``): the body as sent, each data-URL image 
 shows up. :func:`diff_requests` compares two snapshots field by field (dotted paths, as
 ``mmgen validate`` names fields); ``plan --format markdown`` shows the result for every
 ``changed`` job, comparing the last record's ``request`` with ``request_snapshot(job.body)``.
+:func:`word_diff` compares two prompts word by word (the plan comment, text plan, gallery).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
-from urllib.parse import unquote_to_bytes
+from difflib import SequenceMatcher
+from typing import Any, Final, Literal
 
 from mmgen.state.records import request_snapshot
 
@@ -23,10 +23,10 @@ __all__ = [
     "MISSING",
     "RUN_ADDED_FIELDS",
     "FieldChange",
-    "data_url_bytes",
     "diff_requests",
     "flatten",
     "request_snapshot",
+    "word_diff",
 ]
 
 #: Fields a run adds to the body it sends when the job file does not set them: they are not a
@@ -42,21 +42,6 @@ class _Missing:
 
 
 MISSING: Final = _Missing()
-
-
-def data_url_bytes(url: str) -> bytes | None:
-    """The bytes a ``data:`` URL carries (base64 or percent-encoded); None for other strings."""
-    if url[:5].lower() != "data:":
-        return None
-    header, sep, payload = url[5:].partition(",")
-    if not sep:
-        return None
-    if header.lower().endswith(";base64"):
-        try:
-            return base64.b64decode(payload, validate=True)
-        except (binascii.Error, ValueError):
-            return payload.encode("utf-8", "surrogateescape")
-    return unquote_to_bytes(payload)
 
 
 @dataclass(frozen=True)
@@ -105,3 +90,36 @@ def diff_requests(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[FieldC
         FieldChange(path, value, MISSING) for path, value in before.items() if path not in after
     ]
     return changes
+
+
+WordOp = Literal["same", "removed", "added"]
+
+
+def word_diff(old: str, new: str) -> list[tuple[WordOp, str]]:
+    """``old`` -> ``new`` word by word: runs of ``(op, text)`` whose texts, without the
+    ``removed`` ones, make ``new`` (and without the ``added`` ones, ``old``). Whitespace
+    belongs to the word before it, so a changed word is one run."""
+    before, after = _words(old), _words(new)
+    runs: list[tuple[WordOp, str]] = []
+
+    def add(op: WordOp, words: list[str]) -> None:
+        text = "".join(words)
+        if not text:
+            return
+        if runs and runs[-1][0] == op:
+            runs[-1] = (op, runs[-1][1] + text)
+        else:
+            runs.append((op, text))
+
+    matcher = SequenceMatcher(a=before, b=after, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            add("same", after[j1:j2])
+        else:
+            add("removed", before[i1:i2])
+            add("added", after[j1:j2])
+    return runs
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\s*\S+\s*|\s+", text)

@@ -32,8 +32,6 @@ States (``Record.state``)::
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import fcntl
 import hashlib
@@ -47,6 +45,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from mmgen.dataurl import data_url_bytes
 from mmgen.errors import (
     AmbiguousSubmitError,
     ApiError,
@@ -483,12 +482,8 @@ def request_snapshot(body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _data_url_sha256(url: str) -> str:
-    header, _, payload = url.partition(",")
-    try:
-        data = base64.b64decode(payload, validate=False) if header.endswith(";base64") else None
-    except (binascii.Error, ValueError):
-        data = None
-    return hashlib.sha256(data if data is not None else payload.encode()).hexdigest()
+    data = data_url_bytes(url)
+    return hashlib.sha256(data if data is not None else url.partition(",")[2].encode()).hexdigest()
 
 
 def _journal_line(record: Record) -> str:

@@ -13,8 +13,6 @@ so tasks with the same request share one rendering.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import colorsys
 import concurrent.futures
 import hashlib
@@ -28,6 +26,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 
+from mmgen.dataurl import data_url_bytes
 from mock_server.media.h264 import MB, YuvFrame, encode_card_stream, mp4_file
 
 _Y_LUT = [16 + round(v * 219 / 255) for v in range(256)]
@@ -91,16 +90,16 @@ def _accent(text: str) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
 
 def _decode_data_url(ref: str) -> Image.Image | None:
     """The image of a ``data:image/...;base64,`` URL, or None when it does not decode."""
-    if not ref.startswith("data:") or ";base64," not in ref[:64]:
+    raw = data_url_bytes(ref, max_bytes=_MAX_SUBJECT_BYTES)
+    if raw is None:
         return None
     try:
-        raw = base64.b64decode(ref.split(",", 1)[1][: _MAX_SUBJECT_BYTES * 4 // 3], validate=False)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             image = Image.open(io.BytesIO(raw))
             image.draft("RGB", (512, 512))
             return ImageOps.exif_transpose(image).convert("RGB")
-    except (binascii.Error, OSError, ValueError, Image.DecompressionBombError):
+    except (OSError, ValueError, Image.DecompressionBombError):
         return None
 
 
