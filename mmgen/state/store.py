@@ -43,6 +43,9 @@ if TYPE_CHECKING:
 #: URL schemes served by an object store.
 OBJECT_SCHEMES = ("s3://", "s3a://", "gs://", "az://", "abfs://", "abfss://", "memory://")
 
+#: Part size of multipart uploads (at most 4 parts in flight: ~32 MB of buffers per upload).
+UPLOAD_PART = 8 * 1024 * 1024
+
 #: Environment variables whose values never appear in a message.
 _SECRET_VARIABLES = (
     "AWS_ACCESS_KEY_ID",
@@ -419,8 +422,8 @@ class ObjectStore(Store):
     def upload(self, path: Path, key: str) -> None:
         import obstore
 
-        try:  # multipart in 5 MB parts: a large video never sits whole in memory
-            obstore.put(self._store, key, path, chunk_size=8 * 1024 * 1024)
+        try:  # multipart, 8 MB parts, 4 in flight: a large video never sits whole in memory
+            obstore.put(self._store, key, path, chunk_size=UPLOAD_PART, max_concurrency=4)
         except Exception as err:
             raise self._fail("upload", key, err) from err
 
