@@ -465,3 +465,16 @@ def test_a_dead_runners_claim_before_any_record_is_taken_over(
     result = cli(["run", str(specs), "--base-url", mock.base_url, "--out", out, *FAST])
     assert result.exit_code == 0, result.output
     assert mock.stats()["created"] == 1
+
+
+def test_replace_creates_a_done_version_again_despite_its_claim(
+    start_mock: Any, tmp_path: Path
+) -> None:
+    out = str(tmp_path / "out")
+    mock = start_mock(MockConfig(generation_seconds=0.2))
+    specs = write_jobs(tmp_path / "specs", 1)
+    base = ["--base-url", mock.base_url, "--out", out, *FAST]
+    assert cli(["run", str(specs), *base]).exit_code == 0
+    again = cli(["run", str(specs), "--replace", "job0", *base])
+    assert again.exit_code == 0, again.output
+    assert mock.stats()["created"] == 2

@@ -156,9 +156,15 @@ def meet_claims(
             run.append(item)
             continue
         claim = claims.read(job.name, job.spec_hash)
-        failed = item.record if item.record and item.record.state == "failed" else None
-        if claim and failed and claim.task_id and claim.task_id == failed.task_id:
-            claims.unlock(job.name, job.spec_hash)  # its task failed: try again
+        ended = store.get(job.name, job.spec_hash)
+        if (
+            claim is not None
+            and ended is not None
+            and ended.state in ("success", "failed")
+            and claim.task_id == ended.task_id
+        ):
+            # the claim's task is over (failed, or done and --replace asks for a new one)
+            claims.unlock(job.name, job.spec_hash)
             claim = None
         if claim is None:
             run.append(item)
