@@ -158,19 +158,21 @@ def plan_command(
     from mmgen.jobfile.spec import load_jobs
     from mmgen.report import render_plan
     from mmgen.report.plans import RepoLinks
-    from mmgen.state.outdir import open_out
+    from mmgen.state.outdir import reading_ahead
     from mmgen.state.planning import plan
     from mmgen.state.pricing import load_prices, plan_exit_code
 
     prices = load_prices(prices_file) if fmt != "json" or prices_file else None
-    jobs = load_jobs(list(paths), models=models_file)
-    check_replace(replace, [job.name for job in jobs])
+    with reading_ahead(out, verify=verify) as opened:  # read while the job files load
+        jobs = load_jobs(list(paths), models=models_file)
+        check_replace(replace, [job.name for job in jobs])
+        out_dir, videos = opened()
     items = plan(
         jobs,
-        open_out(out).records,
+        out_dir.records,
         replace=set(replace),
         resubmit_unknown=resubmit_unknown,
-        verify=verify,
+        videos=videos,
     )
     links = RepoLinks.from_github(os.environ, Path.cwd())
     show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown, links=links))

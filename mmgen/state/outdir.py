@@ -4,11 +4,18 @@ store serve it, so ``plan``, ``run``, ``status``, ``claims`` and ``unlock`` agre
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mmgen.state.records import JOURNAL, RecordStore
 from mmgen.state.store import LocalStore, Store, open_store
+
+if TYPE_CHECKING:
+    from mmgen.state.planning import Videos
 
 
 @dataclass
@@ -39,3 +46,20 @@ def open_out(location: str | Path, *, run_id: str = "", preview: bool = False) -
 
     records = SharedRecordStore(store, run_id=run_id, preview=preview)
     return OutDir(str(location), store, records)
+
+
+@contextlib.contextmanager
+def reading_ahead(
+    location: str | Path, *, verify: bool = False
+) -> Iterator[Callable[[], tuple[OutDir, Videos]]]:
+    """Open the out dir and look at its videos in a thread while the caller does something
+    else (loads the job files): an object store's requests wait on the network, not the CPU.
+    The callable it yields returns both once ready (re-raising what reading raised)."""
+
+    def read() -> tuple[OutDir, Videos]:
+        out = open_out(location)
+        return out, out.records.videos(verify=verify)
+
+    with ThreadPoolExecutor(1, thread_name_prefix="mmgen-read-ahead") as reader:
+        ready = reader.submit(read)
+        yield ready.result

@@ -80,10 +80,12 @@ def plan(
     replace: Collection[str] = (),
     resubmit_unknown: bool = False,
     verify: bool = False,
+    videos: Videos | None = None,
 ) -> list[PlanItem]:
     """Decide, per job, what a run does. Checks the videos of recorded successes (their
-    fingerprints; ``verify``: their bytes): call it off the event loop inside a run."""
-    videos = store.videos(verify=verify)
+    fingerprints; ``verify``: their bytes), through ``videos`` when given (read ahead:
+    ``store.videos(verify=...)``): call it off the event loop inside a run."""
+    videos = videos or store.videos(verify=verify)
     items = [_plan_one(job, store, videos, replace, resubmit_unknown) for job in jobs]
     videos.save()
     return items
