@@ -32,6 +32,13 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "tests")
 
 
+@nox.session(default=False)
+def docs(session: nox.Session) -> None:
+    """Regenerate docs/cli-reference.md from the commands' --help (tests/test_docs.py checks it)."""
+    session.install(".")
+    session.run("python", "-m", "mmgen.cli.reference")
+
+
 #: (script, arguments) at a moderate size; each script's --help gives the full-size defaults.
 BENCHMARKS = [
     ("bench/e2e.py", ["--jobs", "300", "--repeat", "2"]),

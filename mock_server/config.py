@@ -26,7 +26,8 @@ mappings); every key is optional, unknown keys are refused (usually a typo). Exa
                   truncate_mode: abort, expired_probability: 0.05}
 
 Probabilities are in ``[0, 1]`` and apply per request (or per task / per callback, as noted).
-``schemas/mock_config.json`` describes every key (with its default and meaning) and is what
+``schemas/mock_config.json`` (printed by ``mmgen mock --print-config-schema``) describes every
+key (with its default and meaning) and is what
 config files are validated against; the dataclasses below mirror it for typed access.
 """
 

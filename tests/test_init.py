@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -28,6 +29,7 @@ EXPECTED = [
     "job.schema.json",
     ".vscode/settings.json",
     "mmgen-out/.gitignore",
+    "mmgen-out/.gitattributes",
 ]
 
 
@@ -41,7 +43,7 @@ def run(*args: str) -> tuple[int, str, str]:
 def project(tmp_path: Path) -> Path:
     code, out, err = run("init", str(tmp_path / "project"))
     assert code == 0, err
-    assert [line.split()[0] for line in out.splitlines()[:-1]] == [
+    assert [line.split()[0] for line in out.splitlines()[: len(EXPECTED)]] == [
         str(tmp_path / "project" / name) for name in EXPECTED
     ]
     return tmp_path / "project"
@@ -73,6 +75,36 @@ def test_scaffold_validates_and_runs_on_the_mock(project: Path, tmp_path: Path) 
     assert (out / "index.html").is_file()
 
 
+def test_a_rehearsal_keeps_its_state_apart_and_out_of_git(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """init -> run --mock -> commit: the commit carries no mock records (they would make the
+    first real run resume tasks MiniMax never had); the run's last line says where to look."""
+    monkeypatch.chdir(project)
+    fast = project.parent / "fast-mock.yaml"
+    fast.write_text("generation_seconds: 0\n")
+    code, _, err = run("run", "--mock", "--mock-config", str(fast), "specs")
+    assert code == 0, err
+    assert err.splitlines()[-1] == (
+        "mmgen: videos and records in mmgen-mock-out/, gallery mmgen-mock-out/index.html"
+    )
+    (record,) = RecordStore(Path("mmgen-mock-out")).current()
+    assert record.state == "success"
+    video = Path("mmgen-mock-out", str(record.video))
+    assert video.stat().st_mode & 0o777 == 0o644  # like index.html: a served gallery plays it
+    assert not Path("mmgen-out/records.jsonl").exists()
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "."], check=True)
+    staged = subprocess.run(
+        ["git", "diff", "--cached", "--name-only"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert not [name for name in staged if "mock" in name], staged
+    # an explicit --out still wins
+    code, _, err = run("-q", "run", "--mock", "--mock-config", str(fast), "specs", "--out", "else")
+    assert code == 0 and RecordStore(Path("else")).current()[0].state == "success"
+
+
 def test_scaffold_plan_comment_prices_the_example(project: Path, tmp_path: Path) -> None:
     code, md, _ = run(
         "plan", str(project / "specs"), "--out", str(tmp_path / "o"), "--format", "markdown"
@@ -94,7 +126,8 @@ def test_workflow_has_the_jobs_it_claims(project: Path) -> None:
     workflow = yaml.safe_load((project / ".github/workflows/mmgen.yml").read_text())
     triggers = workflow.get("on", workflow.get(True))  # YAML 1.1 reads `on` as true
     assert "pull_request" in triggers and triggers["push"]["branches"] == ["main"]
-    assert workflow["env"]["MMGEN_INSTALL"] == f"mmgen=={__version__}"
+    # the exact version, by the distribution's name: PyPI's `mmgen` is OpenMMLab's MMGeneration
+    assert workflow["env"]["MMGEN_INSTALL"] == f"mmgen-minimax=={__version__}"
     jobs = workflow["jobs"]
     assert set(jobs) == {"validate", "plan", "run"}
 
@@ -108,7 +141,6 @@ def test_workflow_has_the_jobs_it_claims(project: Path) -> None:
 
     job = jobs["run"]
     assert "refs/heads/main" in job["if"] and job["permissions"]["contents"] == "write"
-    assert job["env"]["MINIMAX_API_KEY"] == "${{ secrets.MINIMAX_API_KEY }}"
     assert int(job["env"]["MMGEN_MAX_TASKS"]) > 0
     assert 'mmgen run specs/ --out "$MMGEN_OUT"' in _runs(job)
     assert 'git add -f "$MMGEN_OUT/records.jsonl"' in _runs(job) and "git push" in _runs(job)
@@ -142,6 +174,44 @@ def test_pre_commit_config_runs_mmgen_validate(project: Path) -> None:
         [*pre_commit, "run", "--all-files"], cwd=project, env=env, capture_output=True, text=True
     )
     assert ran.returncode == 1 and "specs/example.yaml:3:1: promt" in ran.stdout
+    # the same job name in two files is found only when one process sees both: pre-commit
+    # splits the files across processes (4 at least per process, one process per CPU) unless
+    # the hook has require_serial; here a.yaml and e.yaml land in different processes
+    example = project / "specs/example.yaml"
+    example.write_text(scaffold_files()[0].content.decode())
+    for name in ("a", "b", "c", "d", "e"):
+        job = "a" if name == "e" else name
+        text = example.read_text().replace("name: example", f"name: {job}")
+        (project / f"specs/{name}.yaml").write_text(text)
+    subprocess.run([*git, "add", "."], cwd=project, check=True)
+    ran = subprocess.run(
+        [*pre_commit, "run", "--all-files"], cwd=project, env=env, capture_output=True, text=True
+    )
+    assert ran.returncode == 1, ran.stdout
+    assert re.search(r"specs/[ae]\.yaml:\d+:\d+: .*\ba\b", ran.stdout), ran.stdout
+
+
+def test_init_prints_the_real_next_steps(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = run("init", "my videos")
+    assert code == 0
+    assert out.splitlines()[len(EXPECTED) :] == [
+        "Next:",
+        "  cd 'my videos'",
+        "  mmgen validate specs/ && mmgen run --mock specs/  # offline: mmgen-mock-out/",
+        '  git init && git add . && git commit -m "mmgen project"',
+        "  then add the repository secret MINIMAX_API_KEY (GitHub: Settings > Secrets)",
+    ]
+    # here, in a repository already: no `cd .`, no `git init`
+    (tmp_path / "repo").mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path / "repo", check=True)
+    monkeypatch.chdir(tmp_path / "repo")
+    code, out, _ = run("init")
+    assert code == 0
+    assert out.splitlines()[len(EXPECTED) + 1 : -1] == [
+        "  mmgen validate specs/ && mmgen run --mock specs/  # offline: mmgen-mock-out/",
+        '  git add . && git commit -m "mmgen project"',
+    ]
 
 
 def test_init_refuses_to_overwrite_and_writes_nothing(tmp_path: Path) -> None:
@@ -169,7 +239,7 @@ def test_init_defaults_to_the_current_folder(
     assert run("init")[0] == 0
     assert (tmp_path / ".github/workflows/mmgen.yml").is_file()
     code, _, err = run("init")
-    assert code == 2 and "7 of the files" in err
+    assert code == 2 and "8 of the files" in err
 
 
 def test_init_into_a_file_is_a_usage_error(tmp_path: Path) -> None:

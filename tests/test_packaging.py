@@ -4,6 +4,7 @@ then run from the wheel itself (a zip on PYTHONPATH, ahead of the editable insta
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import subprocess
 import sys
@@ -11,6 +12,10 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
+
+from mmgen import __version__
+from mmgen.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +29,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         capture_output=True,
         timeout=240,
     )
-    (built,) = out.glob("mmgen-*.whl")
+    (built,) = out.glob("mmgen_minimax-*.whl")  # the distribution's name, not the command's
     return built
 
 
@@ -41,9 +46,12 @@ def test_wheel_ships_data_files(wheel: Path) -> None:
         "mmgen/scaffold_files/example.yaml",
         "mmgen/scaffold_files/pre-commit-config.yaml",
         "mmgen/scaffold_files/out-gitignore",
+        "mmgen/scaffold_files/out-gitattributes",
         "mmgen/report/gallery.py",
     ):
         assert name in names, name
+    (metadata,) = (n for n in names if n.endswith(".dist-info/METADATA"))
+    assert "\nName: mmgen-minimax\n" in zipfile.ZipFile(wheel).read(metadata).decode()
 
 
 @pytest.mark.slow
@@ -66,3 +74,12 @@ def test_init_and_plan_run_from_the_wheel(wheel: Path, tmp_path: Path) -> None:
     plan = mmgen("plan", "specs", "--format", "markdown", "--detailed-exitcode", cwd=project)
     assert plan.returncode == 3, plan.stderr
     assert "estimated cost **$0.65**" in plan.stdout
+
+
+def test_version_names_the_distribution() -> None:
+    """`mmgen --version` tells mmgen-minimax from the index's `mmgen` (MMGeneration), whose
+    import package has the same name."""
+    result = CliRunner().invoke(main, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout == f"mmgen {__version__} (distribution mmgen-minimax)\n"
+    assert importlib.metadata.version("mmgen-minimax") == __version__

@@ -135,7 +135,9 @@ def _commit(tmp_path: Path, dest: Path, then: Callable[[Path], None] | None) -> 
 def _open_temp(dest: Path) -> tuple[int, str]:
     """A new temp file next to ``dest`` (its folder made if needed): ``.NAME.*.part``."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    fd, name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    os.chmod(name, 0o644)  # mkstemp's is 0600: readable like index.html, for a served gallery
+    return fd, name
 
 
 def download_retryable(error: BaseException) -> bool:

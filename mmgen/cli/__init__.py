@@ -3,8 +3,9 @@
 - :mod:`mmgen.cli.app`: the ``mmgen`` group, global options, shared options, the error edge;
 - :mod:`mmgen.cli.jobs`: validate, plan, status, schema, init (they spend nothing);
 - :mod:`mmgen.cli.run`: run;
-- :mod:`mmgen.cli.mock`: mock (serve, record, replay);
-- :mod:`mmgen.cli.store`: claims, unlock, store copy (the out dir itself).
+- :mod:`mmgen.cli.mock`: mock, the mock's own command (:mod:`mock_server.command`: serve,
+  record, replay), also ``python -m mock_server``;
+- :mod:`mmgen.cli.reference`: writes ``docs/cli-reference.md`` from every command's ``--help``.
 
 Each command parses its options, builds the parts, calls the core and maps
 :class:`~mmgen.errors.MmgenError` to an exit code. Nothing below this package imports click or

@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from rich.console import Console, RenderableType
 
-from mmgen import __version__
+from mmgen import DISTRIBUTION, __version__
 from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError
 
 P = ParamSpec("P")
@@ -62,7 +62,13 @@ def handle_errors(func: Callable[P, R]) -> Callable[P, R]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More output (repeat for debug logs).")
 @click.option("-q", "--quiet", is_flag=True, help="Only errors and the final result.")
-@click.version_option(__version__, "--version", prog_name="mmgen", help="Show the version.")
+@click.version_option(
+    __version__,
+    "--version",
+    prog_name="mmgen",
+    message=f"%(prog)s %(version)s (distribution {DISTRIBUTION})",
+    help="Show the version and the distribution (`pip show " + DISTRIBUTION + "`).",
+)
 @click.pass_context
 def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
     """mmgen: turn reviewed YAML job files into MiniMax subject-reference videos.

@@ -49,16 +49,16 @@ def init_command(settings: Settings, directory: Path) -> None:
 
     Never overwrites: if any of these files exists, nothing is written (exit 2).
     """
-    from mmgen.project.scaffold import write_scaffold
+    from mmgen.project.scaffold import next_steps, write_scaffold
 
     files = write_scaffold(directory)
     if settings.verbosity >= 0:
         for item in files:
             click.echo(f"  {directory / item.path}  ({item.purpose})")
-        click.echo(
-            f"Next: cd {directory} && mmgen validate specs/ && mmgen run --mock specs/, "
-            "then add the MINIMAX_API_KEY secret to the repository."
-        )
+        click.echo("Next:")
+        for step in next_steps(directory):
+            click.echo(f"  {step}")
+        click.echo("  then add the repository secret MINIMAX_API_KEY (GitHub: Settings > Secrets)")
 
 
 MODELS_OPTION = click.option(
@@ -210,7 +210,8 @@ def status_command(out: str, fmt: str, show_all: bool) -> None:
     if not out_dir.has_records():
         raise UsageError(
             f"no outcome records in {out}",
-            hint="give the --out of an earlier `mmgen run` (default mmgen-out)",
+            hint="give the --out of an earlier `mmgen run` (default mmgen-out; "
+            "with --mock, mmgen-mock-out)",
         )
     store = out_dir.records
     every = show_all or fmt == "html"  # the gallery shows each job's version history

@@ -42,7 +42,12 @@ MOCK_API_KEY = "mmgen-mock-key"
 
 @main.command("run")
 @PATHS_ARGUMENT
-@click.option("--mock", is_flag=True, help="Run against the bundled mock server (no API key).")
+@click.option(
+    "--mock",
+    is_flag=True,
+    help="Rehearse against the bundled mock server (no API key); without --out the results go "
+    "to mmgen-mock-out/, never mixed with the real API's records.",
+)
 @click.option(
     "--mock-config",
     "mock_config_file",
@@ -162,6 +167,10 @@ def run_command(
         raise UsageError("--mock-config needs --mock")
     jobs = load_jobs(list(paths))
     check_replace(replace, [job.name for job in jobs])
+    if mock and ctx.get_parameter_source("out") == ParameterSource.DEFAULT:
+        from mmgen.project.rehearsal import rehearsal_out_dir
+
+        out = str(rehearsal_out_dir())
     poll = poll_interval or (1.0 if mock else 10.0)
     from_flag = ctx.get_parameter_source("base_url") == ParameterSource.COMMANDLINE
     target = Target(
@@ -201,24 +210,28 @@ def run_command(
     if result.stopped:
         click.echo(f"mmgen: error: {result.stopped}", err=True)
     out_dir = open_out(out)
+    gallery = None
     if out_dir.records.records():
         prompts = {job.name: str(job.body.get("prompt", "")) for job in jobs}
-        save_gallery(out_dir, prompts)
+        gallery = save_gallery(out_dir, prompts)
     show(render_outcomes(result, fmt))
+    if gallery is not None and settings.verbosity >= 0:  # stderr: stdout may be the JSON list
+        where = out.rstrip("/")
+        click.echo(f"mmgen: videos and records in {where}/, gallery {gallery}", err=True)
     sys.exit(result.exit_code)
 
 
-def save_gallery(out: OutDir, prompts: dict[str, str]) -> None:
+def save_gallery(out: OutDir, prompts: dict[str, str]) -> str:
     """Write the gallery page into the out dir: ``index.html`` beside the videos (its links
-    are relative, so a bucket or a static site serves it as it is)."""
+    are relative, so a bucket or a static site serves it as it is); returns where it is."""
     from mmgen.report.gallery import gallery_parts, write_gallery
     from mmgen.state.store import LocalStore
 
     records = out.records.records()
     if isinstance(out.store, LocalStore):
-        write_gallery(out.store.root, records, prompts)
-    else:
-        out.store.put("index.html", "".join(gallery_parts(records, prompts)).encode("utf-8"))
+        return str(write_gallery(out.store.root, records, prompts))
+    out.store.put("index.html", "".join(gallery_parts(records, prompts)).encode("utf-8"))
+    return f"{out.store.url}/index.html"
 
 
 @contextlib.contextmanager

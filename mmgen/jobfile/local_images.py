@@ -59,15 +59,16 @@ class ImageChecker:
             return ResolvedImage(value)
         if kind == "data":
             return ResolvedImage(self._cached(value, lambda: _checked_data_url(value)))
-        path = Path(value)
+        path, shown = Path(value), value
         if not path.is_absolute():
             path = Path(job_file).parent / path
+            shown = f"{value} (relative to the job file's folder)"
         try:
             key = f"path:{path.resolve()}"
         except (OSError, ValueError):
             raise images.ImageError(f"not a usable file path: {truncate(repr(value))}") from None
         return ResolvedImage(
-            self._cached(key, lambda: images.load_local_image(path, value)), str(path)
+            self._cached(key, lambda: images.load_local_image(path, shown)), str(path)
         )
 
     def _cached(self, key: str, check: Any) -> str:

@@ -1,8 +1,10 @@
 """``mmgen init``: the files of a new mmgen project.
 
 A working project as created: an example job with a local image (``specs/``), the CI workflow
-(validate on pull requests, the plan as a PR comment, run on main, keep the records), a
-pre-commit config, the job schema for editors and the editor setting that maps it. The
+(validate on pull requests, the plan as a PR comment, run on main from the branch head's
+records, one run at a time, commit the records back), a pre-commit config, the job schema for
+editors and the editor setting that maps it, and the out dir's git settings (records kept, videos
+ignored, the journal merged line by line). :func:`next_steps` is what to do after. The
 templates live in ``mmgen/scaffold_files/``; the example image is ``specs/images/face.png`` of
 mmgen's repository (shipped in the wheel as ``mmgen/_scaffold/face.png``, see pyproject.toml).
 
@@ -13,11 +15,12 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from mmgen import __version__
+from mmgen import DISTRIBUTION, __version__
 from mmgen.errors import UsageError
 from mmgen.schemas import bundled_schema
 
@@ -28,6 +31,9 @@ PACKAGED_IMAGE = ("_scaffold", "face.png")
 
 SCHEMA_FILE = "job.schema.json"
 WORKFLOW_FILE = ".github/workflows/mmgen.yml"
+#: What the CI workflow installs: this very version, by its distribution name (the index's
+#: ``mmgen`` is another project).
+REQUIREMENT = f"{DISTRIBUTION}=={__version__}"
 
 
 @dataclass(frozen=True)
@@ -56,7 +62,7 @@ def scaffold_files() -> list[ScaffoldFile]:
     """Every file of a new project, in the order they are written."""
     schema = json.dumps(bundled_schema(), indent=2, ensure_ascii=False) + "\n"
     settings = {"yaml.schemas": {f"./{SCHEMA_FILE}": ["specs/**/*.yaml", "specs/**/*.yml"]}}
-    workflow = _template("mmgen.yml").decode("utf-8").replace("@MMGEN_VERSION@", __version__)
+    workflow = _template("mmgen.yml").decode("utf-8").replace("@MMGEN_REQUIREMENT@", REQUIREMENT)
     return [
         ScaffoldFile("specs/example.yaml", _template("example.yaml"), "an example job"),
         ScaffoldFile("specs/images/face.png", example_image(), "its local subject image"),
@@ -80,6 +86,11 @@ def scaffold_files() -> list[ScaffoldFile]:
             "mmgen-out/.gitignore",
             _template("out-gitignore"),
             "keep the outcome records in git, not the videos",
+        ),
+        ScaffoldFile(
+            "mmgen-out/.gitattributes",
+            _template("out-gitattributes"),
+            "records from two commits merge line by line, never in conflict",
         ),
     ]
 
@@ -123,3 +134,19 @@ def write_scaffold(target: Path) -> list[ScaffoldFile]:
             f"{err.filename} appeared while `mmgen init` was writing; nothing was kept"
         ) from err
     return files
+
+
+def in_git_repository(folder: Path) -> bool:
+    """Whether ``folder`` (or the nearest existing parent) is inside a git work tree."""
+    folder = folder.resolve()
+    return any((parent / ".git").exists() for parent in (folder, *folder.parents))
+
+
+def next_steps(target: Path) -> list[str]:
+    """The shell commands a new project's author runs next, in order: rehearse on the mock
+    (offline), commit (``git init`` first when ``target`` is not in a repository)."""
+    steps = [] if target.resolve() == Path.cwd().resolve() else [f"cd {shlex.quote(str(target))}"]
+    steps.append("mmgen validate specs/ && mmgen run --mock specs/  # offline: mmgen-mock-out/")
+    commit = 'git add . && git commit -m "mmgen project"'
+    steps.append(commit if in_git_repository(target) else f"git init && {commit}")
+    return steps

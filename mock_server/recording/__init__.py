@@ -47,8 +47,8 @@ def build_app(
             raise UsageError(f"{name} only makes sense with --record FILE")
     if mock_options:
         raise UsageError(
-            "--config, --generation-seconds, --seed and --api-key configure the bundled mock; "
-            "they do nothing with --record or --replay"
+            "--config, --generation-seconds, --seed, --api-key and --state-dir configure the "
+            "bundled mock; they do nothing with --record or --replay"
         )
     if replay is not None:
         return create_replay_app(replay), f"replaying {replay}"
