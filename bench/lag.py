@@ -38,8 +38,10 @@ from _harness import (
 )
 
 PROMPT = "A girl runs toward the camera and winks with a smile."
-TARGET_P50_MS = 50.0
-TARGET_MAX_MS = 250.0
+#: Judged on the median over the runs of each run's p50 and max (issue 22: a guard against
+#: stalls, not a reason for machinery).
+TARGET_P50_MS = 150.0
+TARGET_MAX_MS = 500.0
 
 
 def success_times(tasks: list[dict[str, Any]]) -> dict[str, float]:
@@ -131,14 +133,19 @@ def main() -> None:
             for jobs in (1, args.together):
                 lags: list[float] = []
                 after: list[float] = []
+                runs: list[dict[str, Any]] = []
                 for n in range(args.repeat):
                     got, got_after, bad = one_run(mock, tmp, f"{wait}-{jobs}-{n}", jobs, wait, args)
+                    runs.append(summary_ms(got))
                     lags += got
                     after += got_after
                     problems += bad
                 key = f"{wait}_{jobs}"
                 results[key] = summary_ms(lags)
                 s = results[key]
+                for stat in ("p50", "max"):
+                    values = [r[stat] for r in runs if r[stat] is not None]
+                    s[f"median_run_{stat}"] = statistics.median(values) if values else None
                 line = (
                     f"--wait {wait:4} {jobs:3} job(s): lag p50 {s['p50']} ms, "
                     f"p99 {s['p99']} ms, max {s['max']} ms ({s['count']} samples, "
@@ -150,15 +157,18 @@ def main() -> None:
                 print(line, flush=True)
     callback = [results[f"auto_{n}"] for n in (1, args.together)]
     met = all(
-        s["p50"] is not None
-        and s["max"] is not None
-        and s["p50"] <= TARGET_P50_MS
-        and s["max"] <= TARGET_MAX_MS
+        s["median_run_p50"] is not None
+        and s["median_run_max"] is not None
+        and s["median_run_p50"] <= TARGET_P50_MS
+        and s["median_run_max"] <= TARGET_MAX_MS
         for s in callback
     )
     for problem in problems:
         print(f"problem: {problem}")
-    print(f"target by callback: p50 <= {TARGET_P50_MS:g} ms, max <= {TARGET_MAX_MS:g} ms: {met}")
+    print(
+        f"target by callback (median of the runs): p50 <= {TARGET_P50_MS:g} ms, "
+        f"max <= {TARGET_MAX_MS:g} ms: {met}"
+    )
     emit(
         {
             "bench": "lag",

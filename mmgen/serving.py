@@ -8,29 +8,34 @@ API (``Config``, ``Server.serve(sockets=)``, ``started``, ``should_exit``):
   before uvicorn starts), and turns "address in use" into a :class:`~mmgen.errors.UsageError`.
 - :class:`ServerThread` serves an app in a daemon thread with its own event loop. The callback
   listener runs this way, so thousands of job coroutines in the run's loop can never delay the
-  answer to MiniMax's 3 s challenge; tests serve the mock this way too.
+  answer to MiniMax's 3 s challenge; tests serve the mock this way too. uvicorn installs no
+  signal handlers outside the main thread: signals stay with the thread's owner.
 - :func:`serve_forever` serves in the foreground until Ctrl-C (``mmgen mock``).
 
 This module is shared by ``mmgen`` and ``mock_server`` (with :mod:`mmgen.errors`,
-:mod:`mmgen.schemas` and :mod:`mmgen.api.transport`, the only parts of mmgen the mock imports).
+:mod:`mmgen.schemas` and :mod:`mmgen.connections`, the only parts of mmgen the mock's server
+imports).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import uvicorn
 
 from mmgen.errors import UsageError
 
-__all__ = ["ServerThread", "base_url", "bind", "loop_factory", "serve_forever"]
+__all__ = ["LOOPBACK_HOSTS", "ServerThread", "base_url", "bind", "serve_forever"]
+
+#: Host names of this machine as httpx reports a URL's host (IPv6 without brackets); any
+#: 127.x.y.z address is loopback too.
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 
 
 def bind(host: str, port: int, *, backlog: int = 2048) -> socket.socket:
@@ -65,24 +70,6 @@ def base_url(sock: socket.socket) -> str:
     if ":" in host:
         host = f"[{host}]"
     return f"http://{host}:{port}"
-
-
-def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's loop where it is installed (a dependency, except on Windows), else asyncio's."""
-    try:
-        uvloop = importlib.import_module("uvloop")
-    except ImportError:
-        return None
-    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
-    return factory
-
-
-class _Server(uvicorn.Server):
-    """A uvicorn server that leaves signals to its owner (the run, or the foreground CLI)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
 
 
 def _config(app: Any, *, lifespan: str, log_level: str, access_log: bool) -> uvicorn.Config:
@@ -120,7 +107,7 @@ class ServerThread:
         self._sock = bind(host, port)
         self.url = base_url(self._sock)
         self.port = int(self._sock.getsockname()[1])
-        self._server = _Server(
+        self._server = uvicorn.Server(
             _config(app, lifespan=lifespan, log_level=log_level, access_log=access_log)
         )
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -128,8 +115,7 @@ class ServerThread:
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
 
     def _run(self) -> None:
-        factory = loop_factory() or asyncio.new_event_loop
-        loop = factory()
+        loop = asyncio.new_event_loop()
         self._loop = loop
         try:
             loop.run_until_complete(self._server.serve(sockets=[self._sock]))
@@ -199,7 +185,7 @@ def serve_forever(
         await serving
 
     try:
-        with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        with asyncio.Runner() as runner:
             runner.run(run())
     finally:
         sock.close()

@@ -14,12 +14,9 @@ What MiniMax does for a task created with a ``callback_url``, and how the mock d
 Scale: one scheduler coroutine owns a heap of due deliveries ordered by the clock (each task has
 at most one entry: its next delivery, so its updates keep their planned order), and hands due ones
 to a fixed pool of ``callback_concurrency`` worker coroutines through a queue; checks awaited by
-creates are bounded the same way. Each POST borrows one of ``callback_concurrency`` httpx clients
-of one keep-alive aiohttp connection each (:class:`ClientPool`,
-:func:`mmgen.api.transport.one_connection_client`): httpcore's pool cost O(connections x queued
-requests) in all (encode/httpx#3215), so many one-connection clients that never queue cost O(1)
-a request where one big pool cost O(n); aiohttp's connection costs a fifth of httpcore's CPU a
-POST, which is how long the last of a burst of pushes waits. No task has a timer of
+creates are bounded the same way. Each POST borrows one of ``callback_concurrency``
+keep-alive connections for checks, or as many for updates
+(:class:`mmgen.connections.ConnectionPool`, as mmgen's own client). No task has a timer of
 its own; with an injected clock the scheduler wakes when a
 :class:`~mock_server.clock.ManualClock` moves (or re-reads another clock every 20 ms).
 
@@ -30,20 +27,18 @@ and the stats; checks are journaled with ``latency_ms`` and ``ok``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import logging
-import ssl
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from mmgen.api.transport import one_connection_client
+from mmgen.connections import ConnectionPool
 from mock_server.clock import Clock
 from mock_server.config import MockConfig
 from mock_server.tasks import Task
@@ -51,6 +46,7 @@ from mock_server.tasks import Task
 log = logging.getLogger("mock_server.callbacks")
 
 USER_AGENT = "mmgen-mock-callback/1"
+CHECKS, UPDATES = 0, 1  # the two connection pools
 CLOCK_POLL = 0.02  # seconds between reads of an injected clock that cannot tell it moved
 
 
@@ -80,39 +76,6 @@ class CheckResult:
         }
 
 
-class ClientPool:
-    """``size`` httpx clients of one connection each; borrowing one is taking a slot."""
-
-    def __init__(self, size: int, tls: ssl.SSLContext) -> None:
-        self.size = size
-        self._tls = tls
-        self._idle: asyncio.Queue[httpx.AsyncClient] | None = None
-        self._made = 0
-        self._all: list[httpx.AsyncClient] = []
-
-    @contextlib.asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
-        if self._idle is None:
-            self._idle = asyncio.LifoQueue()  # reuse the connections still open
-        client: httpx.AsyncClient
-        if self._idle.empty() and self._made < self.size:
-            self._made += 1
-            client = one_connection_client(tls=self._tls, user_agent=USER_AGENT, trust_env=False)
-            self._all.append(client)
-        else:
-            client = await self._idle.get()
-        try:
-            yield client
-        finally:
-            self._idle.put_nowait(client)
-
-    async def aclose(self) -> None:
-        clients, self._all = self._all, []
-        self._idle, self._made = None, 0
-        for client in clients:
-            await client.aclose()
-
-
 class CallbackDispatcher:
     """The scheduler, the worker pool and the HTTP client of every callback of one mock."""
 
@@ -130,9 +93,8 @@ class CallbackDispatcher:
         self.stats = stats
         self.on_check = on_check
         self.injected_clock = injected_clock
-        tls = httpx.create_ssl_context()  # one for all clients: building one costs ~10 ms
-        self._checks = ClientPool(config.callback_concurrency, tls)
-        self._updates = ClientPool(config.callback_concurrency, tls)
+        self._pools: list[ConnectionPool] = []  # made on the loop that sends
+        self._pools_loop: asyncio.AbstractEventLoop | None = None
         self._heap: list[tuple[float, int, Task]] = []
         self._order = itertools.count()
         self._next: dict[str, int] = {}  # task_id -> index of its next planned update
@@ -233,8 +195,22 @@ class CallbackDispatcher:
         self.cancel_all()
         if jobs:
             await asyncio.gather(*jobs, return_exceptions=True)
-        await self._checks.aclose()
-        await self._updates.aclose()
+        pools, self._pools = self._pools, []
+        for pool in pools:
+            await pool.aclose()
+
+    def _pool(self, index: int) -> ConnectionPool:
+        """The connections for checks (0) or updates (1), of the running loop."""
+        loop = asyncio.get_running_loop()
+        if not self._pools or self._pools_loop is not loop:  # connections belong to a loop
+            self._pools_loop = loop
+            size = self.config.callback_concurrency
+            tls = httpx.create_ssl_context()
+            headers = {"User-Agent": USER_AGENT}
+            self._pools = [
+                ConnectionPool(size, tls=tls, trust_env=False, headers=headers) for _ in range(2)
+            ]
+        return self._pools[index]
 
     # --- the scheduler and the workers -------------------------------------------------------
 
@@ -305,12 +281,12 @@ class CallbackDispatcher:
             self._next.pop(task.task_id, None)
 
     async def _post(
-        self, pool: ClientPool, url: str, payload: dict[str, Any], timeout: float
+        self, kind: int, url: str, payload: dict[str, Any], timeout: float
     ) -> tuple[str, Any, float]:
         """POST JSON; returns (result, response, seconds) with result ``ok``, ``http N``,
         ``timeout``... The time and the timeout run from the moment a client is free: waiting
         for a slot is the mock's own queue, not the receiver's slowness."""
-        async with pool.client() as client:
+        async with self._pool(kind).client() as client:
             started = time.perf_counter()
             self.in_flight += 1
             self.in_flight_max = max(self.in_flight_max, self.in_flight)
@@ -333,7 +309,7 @@ class CallbackDispatcher:
         payload: dict[str, Any] = {} if fault == "malformed" else {"challenge": token}
         self.stats["challenges_sent"] += 1
         result, response, elapsed = await self._post(
-            self._checks, url, payload, self.config.challenge_timeout
+            CHECKS, url, payload, self.config.challenge_timeout
         )
         latency_ms = round(elapsed * 1000, 1)
         if result == "ok":
@@ -359,7 +335,7 @@ class CallbackDispatcher:
         payload = task.status_body(event.status, callback=True)
         self.stats["callbacks_sent"] += 1
         result, response, elapsed = await self._post(
-            self._updates, task.callback_url, payload, self.config.callback_timeout
+            UPDATES, task.callback_url, payload, self.config.callback_timeout
         )
         self._journal(
             task,

@@ -417,7 +417,7 @@ def test_respx_routes_the_real_origins_for_sync_and_async_clients(
 
         @pytest.mark.anyio
         async def test_mmgen_client_with_the_production_url(minimax_respx, tmp_path):
-            # mmgen's own client sends over aiohttp (mmgen.api.transport): routed all the same
+            # mmgen's own client: routed like any httpx client
             from mmgen.api.client import MiniMaxClient
 
             async with MiniMaxClient(os.environ["MINIMAX_API_KEY"]) as client:

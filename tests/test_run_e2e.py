@@ -269,25 +269,41 @@ def test_run_mock_in_process_uses_callbacks(tmp_path: Path) -> None:
     assert all(o["ok"] and o["action"] == "submit" for o in outcomes)
 
 
-@pytest.mark.skipif(sys.platform == "win32", reason="uvloop has no Windows build")
-def test_run_uses_uvloop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """uvloop is a dependency (measured in bench/lag.py): the run's loop is uvloop's."""
-    import mmgen.run.execute as execute_module
+def test_a_run_changes_no_process_wide_setting(tmp_path: Path, mock_api: Any) -> None:
+    """``execute`` is a library call: the garbage collector (thresholds, frozen objects), the
+    thread switch interval and the SIGTERM handler are the host program's, during the run and
+    after it."""
+    import gc
+    import signal
 
-    seen: list[str] = []
-    real_execute = execute_module.execute
+    from mmgen.jobfile.spec import load_jobs
+    from mmgen.run.execute import RunSettings, Target, execute
+    from mmgen.run.runner import RunConfig
 
-    async def execute(*args: Any, **kw: Any) -> Any:
-        seen.append(type(asyncio.get_running_loop()).__module__)
-        return await real_execute(*args, **kw)
+    def settings() -> tuple[Any, ...]:
+        return (
+            gc.get_threshold(),
+            gc.get_freeze_count(),
+            gc.isenabled(),
+            sys.getswitchinterval(),
+            signal.getsignal(signal.SIGTERM),
+        )
 
-    monkeypatch.setattr(execute_module, "execute", execute)  # run imports it when it runs
+    before = settings()
+    during: list[tuple[Any, ...]] = []
     spec = write_jobs(tmp_path / "specs", {"a": "A cat."})
-    result = run(
-        ["run", "--mock", str(spec), "--out", str(tmp_path / "out")], {"MINIMAX_API_KEY": None}
+    run_settings = RunSettings(
+        RunConfig(out_dir=tmp_path / "out", poll_interval=0.05, timeout=60), rpm=0
     )
-    assert result.exit_code == 0, result.output
-    assert seen and seen[0].startswith("uvloop")
+    target = Target(mock_api.base_url, "sk-process-wide")
+    result = asyncio.run(
+        execute(
+            load_jobs([spec]), target, run_settings, on_event=lambda _e: during.append(settings())
+        )
+    )
+    assert result.exit_code == 0
+    assert during and set(during) == {before}
+    assert settings() == before
 
 
 def test_bad_input_exits_2_without_traceback(tmp_path: Path) -> None:

@@ -1,8 +1,9 @@
 """The MiniMax client: create, query, retrieve and the streamed download on one HTTP stack
-(httpx), ``base_resp`` codes turned into typed errors (:mod:`mmgen.errors`), retries with
-backoff, and the create endpoint's requests-per-minute limiter.
+(httpx and its own transport, proxied or not), ``base_resp`` codes turned into typed errors
+(:mod:`mmgen.errors`), retries with backoff, and the create endpoint's requests-per-minute
+limiter.
 
-Modules: ``client`` (the calls), ``answers`` (parsing what the API answers; no I/O),
-``download`` (one video streamed to disk and verified), ``retries`` (backoff), ``ratelimit``
-(the RPM limiter), ``lanes`` (connection pools).
+Modules: ``client`` (the calls, and whether a failed create was sent), ``responses`` (parsing
+what the API responds; no I/O), ``download`` (one video streamed to disk and verified),
+``retries`` (backoff), ``ratelimit`` (the RPM limiter).
 """

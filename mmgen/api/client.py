@@ -24,12 +24,14 @@ it raises AmbiguousSubmitError and the caller decides. Create is retried only wh
 surely was not processed: the connection was never made, or MiniMax answered with a retryable
 error.
 
-Connections: the number of jobs in flight never sets the size of a connection pool or the length
-of its queue (httpcore's scheduling costs O(connections x queued requests), encode/httpx#3215).
-API calls go through ``max_connections`` lanes (:class:`~mmgen.api.lanes.Lanes`: single-connection
-httpx clients over aiohttp, :mod:`mmgen.api.transport`, handed out first come, first served),
-downloads through ``max_downloads`` lanes of their own, so a slow CDN never starves queries. A
-job that is only waiting holds nothing.
+Connections: at most ``max_connections`` for API calls and ``max_downloads`` for the CDN (so a
+slow transfer never starves queries), each an httpx client of one connection on httpx's own
+transport, proxied or not (``HTTPS_PROXY`` and friends are honoured), lent first come, first
+served (:class:`mmgen.connections.ConnectionPool`). A job that is only waiting holds nothing.
+
+Was a create sent? Decided from httpx's exception type by :func:`never_sent`: the most specific
+entry of :data:`NEVER_SENT` the error is an instance of, so the table's order cannot change a
+decision (as httpx's own ``map_httpcore_exceptions``).
 
 The API key goes only into the ``Authorization`` header of API calls. It never appears in an
 error message, a log line or a repr, and it is never sent to the download URL (a CDN URL).
@@ -48,7 +50,10 @@ from typing import Any, Self, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from mmgen.api.answers import (
+from mmgen import __version__
+from mmgen.api.download import DOWNLOAD_TIMEOUT, download_once, download_retryable
+from mmgen.api.ratelimit import RateLimiter
+from mmgen.api.responses import (
     TERMINAL_STATUSES,
     Download,
     FileInfo,
@@ -59,10 +64,8 @@ from mmgen.api.answers import (
     parse_retry_after,
     redact_url,
 )
-from mmgen.api.download import DOWNLOAD_TIMEOUT, download_once, download_retryable
-from mmgen.api.lanes import Lanes
-from mmgen.api.ratelimit import RateLimiter
 from mmgen.api.retries import RetryPolicy, unless_aborted
+from mmgen.connections import ConnectionPool
 from mmgen.errors import (
     API_HINTS,
     NEVER_RETRY_CODES,
@@ -88,10 +91,12 @@ __all__ = [
     "RateLimiter",
     "RetryPolicy",
     "TaskStatus",
+    "never_sent",
 ]
 
 log = logging.getLogger(__name__)
 
+#: The international API; mainland China's is https://api.minimaxi.com.
 DEFAULT_BASE_URL = "https://api.minimax.io"
 
 #: ``ApiError.code`` of an answer whose body could not be understood.
@@ -112,8 +117,24 @@ CONNECT_ATTEMPTS = 3
 DEFAULT_MAX_CONNECTIONS = 48
 DEFAULT_MAX_DOWNLOADS = 8
 
-#: Network failures after which a create request surely did not reach MiniMax.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+#: httpx's errors -> whether the request certainly never left (True) or may have reached the
+#: server (False). Only a connection never made is "never sent": refused, DNS, connect timeout,
+#: no pool slot in time, a scheme httpx cannot send, a proxy that refused the tunnel before the
+#: request went through it, a URL that cannot be sent. Anything after the connection was made
+#: (write or read errors and timeouts, a disconnect, a protocol error) is ambiguous, as is any
+#: transport error not listed. Looked up by :func:`never_sent` (most specific class wins).
+NEVER_SENT: dict[type[Exception], bool] = {
+    httpx.TransportError: False,
+    httpx.TimeoutException: False,
+    httpx.NetworkError: False,
+    httpx.ProtocolError: False,
+    httpx.ConnectError: True,
+    httpx.ConnectTimeout: True,
+    httpx.PoolTimeout: True,
+    httpx.UnsupportedProtocol: True,
+    httpx.ProxyError: True,
+    httpx.InvalidURL: True,
+}
 
 _HTTP_HINTS = {
     401: API_HINTS[2049],
@@ -174,16 +195,17 @@ class MiniMaxClient:
         self._sleep = sleep
         self.base_url_source = base_url_source
         self._owns_http = http is None
-        # API calls and downloads (a CDN host) each get their own lanes, so a slow transfer
+        # API calls and downloads (a CDN host) each get their own client, so a slow transfer
         # never holds a connection that status queries need. An injected client (tests)
         # serves both, behind the same gates.
-        if http is not None:
-            self._api = Lanes.shared(http, max_connections)
-            self._cdn = Lanes.shared(http, max_downloads)
-        else:
-            tls = httpx.create_ssl_context()  # one TLS context for every lane (~20 ms each)
-            self._api = Lanes.own(max_connections, API_TIMEOUT, tls)
-            self._cdn = Lanes.own(max_downloads, DOWNLOAD_TIMEOUT, tls)
+        tls = httpx.create_ssl_context() if http is None else None  # one for every connection
+        agent = {"User-Agent": f"mmgen/{__version__}"}
+        self._api = ConnectionPool(
+            max_connections, tls=tls, shared=http, timeout=API_TIMEOUT, headers=agent
+        )
+        self._cdn = ConnectionPool(
+            max_downloads, tls=tls, shared=http, timeout=DOWNLOAD_TIMEOUT, headers=agent
+        )
 
     def __repr__(self) -> str:
         return f"MiniMaxClient(base_url={self.base_url!r})"
@@ -200,9 +222,8 @@ class MiniMaxClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        if self._owns_http:
-            await self._api.aclose()
-            await self._cdn.aclose()
+        await self._api.aclose()  # an injected client is its owner's to close
+        await self._cdn.aclose()
 
     # --- the API calls ------------------------------------------------------------------------
 
@@ -336,7 +357,7 @@ class MiniMaxClient:
 
         async def attempt() -> Download:
             return await download_once(
-                self._cdn.lane, url, dest, where, progress, expected_bytes, then
+                self._cdn.client, url, dest, where, progress, expected_bytes, then
             )
 
         tries = attempts or self.retry.download_attempts
@@ -378,23 +399,6 @@ class MiniMaxClient:
                 seconds,
             )
 
-        # The first try runs on its own: most calls succeed at once, and tenacity's state is
-        # cyclic garbage (the retrying object, its actions and bound methods refer to each
-        # other: a third of a call's objects left to the garbage collector). Only a call whose
-        # first try failed goes to tenacity, which is handed that failure as its own first try
-        # (``replay``), so the waits, the log lines and the stop decisions are tenacity's alone.
-        try:
-            return await op()
-        except Exception as exc:  # CancelledError and other BaseExceptions propagate as ever
-            first: Exception | None = exc
-
-        async def replay() -> T:
-            nonlocal first
-            if first is not None:
-                failed, first = first, None
-                raise failed
-            return await op()
-
         retrying = AsyncRetrying(
             stop=stop,
             wait=self.retry.strategy(),
@@ -404,7 +408,7 @@ class MiniMaxClient:
             reraise=True,
         )
         try:
-            result: T = await retrying(replay)
+            result: T = await retrying(op)
         except MmgenError as err:
             tries = retrying.statistics.get("attempt_number", 1)
             if tries > 1 and retryable(err):  # say once, at the end, that it was retried
@@ -424,7 +428,7 @@ class MiniMaxClient:
     ) -> _Answer:
         endpoint = f"{method} {path}"
         try:
-            async with self._api.lane() as http:
+            async with self._api.client() as http:
                 if before_send is not None:  # a connection is ours: the request leaves now
                     await before_send()
                 response = await http.request(
@@ -435,14 +439,15 @@ class MiniMaxClient:
                     headers={"Authorization": f"Bearer {self._api_key}"},
                     timeout=API_TIMEOUT,
                 )
-        except httpx.TransportError as exc:
+        except (httpx.TransportError, httpx.InvalidURL) as exc:
             detail = self._scrub(f"{type(exc).__name__}: {exc}".rstrip(": "))
-            if submit and not isinstance(exc, _NOT_SENT):
+            not_sent = never_sent(exc)
+            if submit and not not_sent:
                 raise AmbiguousSubmitError(
                     f"{endpoint} at {self.base_url}: {detail} after the request was sent",
                     hint=_AMBIGUOUS_HINT,
                 ) from exc
-            if isinstance(exc, _NOT_SENT):
+            if not_sent:
                 raise ConnectFailedError(
                     f"cannot connect to {self.base_url} ({detail})",
                     hint=f"check the network and {self.base_url_source}",
@@ -526,6 +531,17 @@ class _Answer:
             trace_id=self.trace_id,
             http_status=self.http_status,
         )
+
+
+def never_sent(error: BaseException) -> bool:
+    """Whether an httpx error means the request certainly never left (see :data:`NEVER_SENT`):
+    the most specific class of the table that ``error`` is an instance of decides; an error
+    the table does not know may have been sent."""
+    decided: type[Exception] | None = None
+    for kind in NEVER_SENT:
+        if isinstance(error, kind) and (decided is None or issubclass(kind, decided)):
+            decided = kind
+    return decided is not None and NEVER_SENT[decided]
 
 
 def _not_connected(error: BaseException | None) -> bool:

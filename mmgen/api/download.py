@@ -15,7 +15,7 @@ from typing import IO
 
 import httpx
 
-from mmgen.api.answers import Download, content_length
+from mmgen.api.responses import Download, content_length
 from mmgen.errors import DownloadError
 from mmgen.state.files import commit
 

@@ -48,10 +48,6 @@ class RetryPolicy:
         if self.multiplier < 1 or self.slow_factor < 1:
             raise ValueError("multiplier and slow_factor must be at least 1")
 
-    def wait(self, retry_number: int, error: BaseException | None = None) -> float:
-        """Seconds to sleep before retry ``retry_number`` (1 = the first retry) after ``error``."""
-        return PolicyWait(self)._seconds(retry_number, error)
-
     def strategy(self) -> wait_base:
         """This policy as a tenacity wait strategy."""
         return PolicyWait(self)
@@ -70,19 +66,11 @@ class PolicyWait(wait_base):
     def __call__(self, retry_state: RetryCallState) -> float:
         outcome = retry_state.outcome
         error = outcome.exception() if outcome is not None and outcome.failed else None
-        return self._seconds(retry_state.attempt_number, error, retry_state)
-
-    def _seconds(
-        self, retry_number: int, error: BaseException | None, state: RetryCallState | None = None
-    ) -> float:
         policy = self.policy
         if policy.jitter:
-            if state is None:
-                state = RetryCallState(None, None, (), {})  # type: ignore[arg-type]
-                state.attempt_number = retry_number
-            wait = float(self._jittered(state))
+            wait = float(self._jittered(retry_state))
         else:
-            exponent = min(retry_number - 1, 64)
+            exponent = min(retry_state.attempt_number - 1, 64)
             wait = min(policy.max_wait, policy.initial_wait * policy.multiplier**exponent)
         if isinstance(error, ApiError) and error.code in SLOW_CODES:
             wait *= policy.slow_factor

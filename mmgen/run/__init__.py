@@ -1,5 +1,7 @@
-"""The orchestration of many jobs: ``execute`` (a whole ``mmgen run``), the ``runner`` (each
-job's submit, wait, download and record), the callback ``listener`` and the ``mailbox`` a waiting
-job reads its pushes from, ``turns`` (finishing jobs in order) and ``outcomes`` (what a run
+"""The orchestration of many jobs.
+
+Modules: ``execute`` (a whole ``mmgen run``: lock, tidy, plan, build the client and the listener,
+run), ``runner`` (each job's submit, wait, download and record), ``listener`` (the callback
+listener: challenge echo and status pushes, on its own thread), ``outcomes`` (what a run
 reports, as data).
 """

@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import signal
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -26,6 +24,7 @@ import httpx
 from mmgen.errors import UsageError
 from mmgen.run.outcomes import EventSink, JobOutcome, RunResult
 from mmgen.run.runner import RunConfig, Runner
+from mmgen.serving import LOOPBACK_HOSTS
 from mmgen.state.claims import LIVE_RUNS, Claim, Claims, RunIdentity
 from mmgen.state.outdir import OutDir, open_out
 from mmgen.state.planning import PlanItem, plan, version_path
@@ -67,12 +66,6 @@ class RunSettings:
     preview: bool = False
 
 
-LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
-
-#: The garbage collector's thresholds during a run (Python's defaults: 700, 10, 10).
-_RUN_GC_THRESHOLDS = (20_000, 20, 50)
-
-
 def callbacks_reachable(target: Target, settings: RunSettings) -> bool:
     """Can MiniMax (or a local mock) reach a listener of this run?"""
     if settings.public_url:
@@ -93,23 +86,6 @@ def needs_listener(target: Target, settings: RunSettings) -> bool:
             "or use --wait poll",
         )
     return reachable
-
-
-@contextlib.contextmanager
-def _calm_garbage_collector() -> Iterator[None]:
-    """Thousands of jobs make the cyclic garbage collector's full passes long (all of the run's
-    objects, every time), and each pass holds the GIL that the callback listener's thread needs
-    to echo a challenge (measured at 10,000 jobs: the listener's p99 fell from ~300 ms to
-    ~100 ms). Freeze what exists when the run starts (jobs, plan, records) and collect less
-    often while it goes on; both are undone afterwards."""
-    thresholds = gc.get_threshold()
-    gc.freeze()
-    gc.set_threshold(*_RUN_GC_THRESHOLDS)
-    try:
-        yield
-    finally:
-        gc.set_threshold(*thresholds)
-        gc.unfreeze()
 
 
 def mark_interrupted_submits(store: RecordStore, claims: Claims | None = None) -> list[Record]:
@@ -226,12 +202,6 @@ async def execute(
     out: OutDir = open_out(
         settings.out or settings.config.out_dir, run_id=runner_id.run_id, preview=settings.preview
     )
-    # SIGTERM (a CI pipeline being cancelled) stops the run like Ctrl-C: records stay durable.
-    current = asyncio.current_task()
-    loop = asyncio.get_running_loop()
-    if current is not None:
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signal.SIGTERM, current.cancel)
     LIVE_RUNS.add(runner_id.run_id)
     try:
         return await _execute_in(out, jobs, target, settings, runner_id, with_listener, on_event)
@@ -277,7 +247,6 @@ async def _execute_in(
         if busy and not target.api_key:
             raise UsageError("no MiniMax API key", hint="set MINIMAX_API_KEY, or use --mock")
         async with contextlib.AsyncExitStack() as stack:
-            stack.enter_context(_calm_garbage_collector())
             # With nothing to do no call is made: a run that only skips needs no key.
             api_key = (target.api_key if busy else None) or "unused"
             client = MiniMaxClient(

@@ -19,10 +19,10 @@ Unknown paths, unknown task ids and malformed bodies get 4xx answers and are ign
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import secrets
-import sys
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -32,7 +32,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from mmgen.run.mailbox import Mailbox
 from mmgen.serving import ServerThread
 
 log = logging.getLogger(__name__)
@@ -43,8 +42,8 @@ MAX_BODY = 64 * 1024
 #: Seconds a client may take to send its body.
 READ_TIMEOUT = 10.0
 
-#: The interpreter's thread switch interval while the listener serves (see start_thread).
-SWITCH_INTERVAL = 0.001
+#: Pushes kept per task until its job reads them (a flood of forged pushes drops the newest).
+PUSHES_KEPT = 64
 
 
 class _Refused(Exception):
@@ -56,7 +55,7 @@ class _Refused(Exception):
 @dataclass
 class _Watch:
     loop: asyncio.AbstractEventLoop
-    mailbox: Mailbox
+    pushes: asyncio.Queue[dict[str, Any]]
 
 
 class CallbackListener:
@@ -64,7 +63,7 @@ class CallbackListener:
 
     Use as ``async with CallbackListener(...) as listener:`` (or ``start()``/``stop()``);
     ``listener.callback_url`` goes into the request body; ``listener.watch(task_id)`` (called
-    from the run's loop) gives the :class:`~mmgen.run.mailbox.Mailbox` of that task's pushes.
+    from the run's loop) gives the queue of that task's pushes.
     """
 
     def __init__(
@@ -83,7 +82,6 @@ class CallbackListener:
         self._watches: dict[str, _Watch] = {}
         self._lock = threading.Lock()
         self._server: ServerThread | None = None
-        self._switch_interval = sys.getswitchinterval()
         self.challenges_answered = 0
         self.pushes_accepted = 0
         self.pushes_rejected = 0
@@ -105,14 +103,14 @@ class CallbackListener:
 
     # --- subscriptions (the run's loop) ----------------------------------------------------
 
-    def watch(self, task_id: str) -> Mailbox:
-        """Start accepting pushes for ``task_id``; returns the mailbox they arrive in."""
+    def watch(self, task_id: str) -> asyncio.Queue[dict[str, Any]]:
+        """Start accepting pushes for ``task_id``; returns the queue they arrive in."""
         with self._lock:
             watch = self._watches.get(task_id)
             if watch is None:
-                watch = _Watch(asyncio.get_running_loop(), Mailbox())
+                watch = _Watch(asyncio.get_running_loop(), asyncio.Queue(PUSHES_KEPT))
                 self._watches[task_id] = watch
-            return watch.mailbox
+            return watch.pushes
 
     def unwatch(self, task_id: str) -> None:
         with self._lock:
@@ -151,7 +149,7 @@ class CallbackListener:
             return JSONResponse({"error": "unknown task"}, status_code=404)
         self.pushes_accepted += 1
         try:
-            watch.loop.call_soon_threadsafe(watch.mailbox.put, data)
+            watch.loop.call_soon_threadsafe(_keep, watch.pushes, data)
         except RuntimeError:  # the run's loop is closing
             return JSONResponse({"error": "not listening"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -176,14 +174,7 @@ class CallbackListener:
 
     def start_thread(self) -> None:
         """Serve on ``host:port`` (port 0 picks a free one) in a thread; returns once it
-        accepts connections.
-
-        While it serves, the interpreter switches threads every :data:`SWITCH_INTERVAL`
-        seconds (instead of 5 ms): the listener thread then gets the GIL back quickly even
-        when the run's loop is busy, which is what keeps the challenge echo fast.
-        """
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(min(self._switch_interval, SWITCH_INTERVAL))
+        accepts connections."""
         self._server = ServerThread(
             self.app, self.host, self.port, lifespan="off", name="mmgen-callback-listener"
         )
@@ -194,7 +185,6 @@ class CallbackListener:
         if self._server is not None:
             self._server.stop()
             self._server = None
-            sys.setswitchinterval(self._switch_interval)
 
     async def start(self) -> None:
         await asyncio.to_thread(self.start_thread)
@@ -208,6 +198,12 @@ class CallbackListener:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
+
+
+def _keep(pushes: asyncio.Queue[dict[str, Any]], data: dict[str, Any]) -> None:
+    """Queue a push for its job (on the run's loop); a full queue drops it."""
+    with contextlib.suppress(asyncio.QueueFull):
+        pushes.put_nowait(data)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -2,7 +2,7 @@
 
     wait for a slot and the RPM limiter ─▶ record "submitting" ─▶ create ─▶ record the task id
     ─▶ wait (callback pushes, each terminal one confirmed by a query; and/or polling)
-    ─▶ [its finishing turn] retrieve + stream the video to its version file (sha256, fsync,
+    ─▶ retrieve + stream the video to its version file (sha256, fsync,
     atomic rename) ─▶ make it the current ``NAME.mp4`` ─▶ record the outcome (with the file id)
 
 Every record step is durable before the next network step that spends or commits anything
@@ -11,9 +11,6 @@ resumed by the next one without paying for a task twice. The file id is not reco
 retrieving and downloading spend nothing, and a resumed job queries its task again.
 "submitting" is written after the rate limiter let the request through, right before it
 leaves: a job still queued when the run stops was never sent and stays as it was.
-
-Jobs whose tasks end take *finishing turns* (:mod:`mmgen.run.turns`), a few at a time in arrival
-order; a terminal push also starts retrieving the file it names while the query confirms it.
 
 One owner per retry loop, so retries never stack. For one job, at most:
 
@@ -46,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from mmgen.api.answers import TERMINAL_STATUSES, normalize_status
+from mmgen.api.responses import TERMINAL_STATUSES, normalize_status
 from mmgen.errors import (
     AmbiguousSubmitError,
     CallbackCheckError,
@@ -59,9 +56,7 @@ from mmgen.errors import (
     is_account_error,
     is_transient,
 )
-from mmgen.run.mailbox import Mailbox
 from mmgen.run.outcomes import EventSink, JobEvent, JobOutcome, RunResult
-from mmgen.run.turns import Turn, finishing_gate
 from mmgen.state.files import publish
 from mmgen.state.planning import PlanItem, version_path
 from mmgen.state.records import (
@@ -74,7 +69,7 @@ from mmgen.state.records import (
 )
 
 if TYPE_CHECKING:
-    from mmgen.api.answers import Download, FileInfo, TaskStatus
+    from mmgen.api.responses import Download, FileInfo, TaskStatus
     from mmgen.run.listener import CallbackListener
 
 log = logging.getLogger(__name__)
@@ -91,7 +86,7 @@ RETRIEVE_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 3
 #: Creates refused for the callback URL after which callbacks are no longer offered.
 CALLBACK_REFUSALS = 3
-#: Jobs that may be inside a create call at once. The client's lanes bound the requests
+#: Jobs that may be inside a create call at once. The client's connections bound the requests
 #: anyway; waiting here, a job holds a semaphore slot rather than a whole client call (retry
 #: state, frames): a few hundred bytes instead of kilobytes.
 CREATES_IN_FLIGHT = 64
@@ -163,9 +158,8 @@ class Runner:
         self._emit: EventSink = on_event or (lambda _event: None)
         self._slots = asyncio.Semaphore(max(1, config.concurrency))
         self._creating = asyncio.Semaphore(CREATES_IN_FLIGHT)
-        self._finishing = finishing_gate()
         self._stopped: str | None = None
-        self._mailboxes: set[Mailbox] = set()  # of the jobs waiting for their tasks
+        self._waiting: set[asyncio.Queue[dict[str, Any]]] = set()  # pushes of waiting jobs
         self._stop_event = asyncio.Event()
         self._offer_callbacks = listener is not None
         self._callback_refusals = 0
@@ -203,8 +197,9 @@ class Runner:
         if self._stopped is None:
             self._stopped = f"stopped submitting: {error.one_line()}"
             log.warning("%s", self._stopped)
-            for mailbox in list(self._mailboxes):
-                mailbox.wake()
+            for pushes in self._waiting:
+                with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes it anyway
+                    pushes.put_nowait({})  # wakes the job; it sees the run stopped
             self._stop_event.set()  # creates waiting for the limiter or a retry give up
 
     def _warn_once(self, message: str) -> None:
@@ -263,20 +258,14 @@ class Runner:
             if isinstance(submitted, JobOutcome):
                 return submitted
             record = submitted
-        turn = Turn(self._finishing)
-        try:
-            return await self._finish_work(item, record, fresh, turn)
-        finally:
-            turn.give_back()
+        return await self._finish_work(item, record, fresh)
 
-    async def _finish_work(
-        self, item: PlanItem, record: Record, fresh: bool, turn: Turn
-    ) -> JobOutcome:
+    async def _finish_work(self, item: PlanItem, record: Record, fresh: bool) -> JobOutcome:
         job = item.job
         if record.state == "success" and record.file_id:
-            return await self._download(item, record, turn)  # re-download a recorded success
+            return await self._download(item, record)  # re-download a recorded success
         try:
-            status = await self._wait(item, record, fresh=fresh, turn=turn)
+            status = await self._wait(item, record, fresh=fresh)
         except _Lost as lost:
             return await self._lost(item, record, lost)
         except ContentError as err:  # 1026/1027 reported while querying: the task is over
@@ -305,7 +294,7 @@ class Runner:
         # Not written yet: retrieving and downloading spend nothing and are repeated after a
         # crash (the task is queried again), so the file id is recorded with the outcome.
         record = record.evolve(file_id=status.file_id, width=status.width, height=status.height)
-        return await self._download(item, record, turn)
+        return await self._download(item, record)
 
     async def _lost(self, item: PlanItem, record: Record, lost: _Lost) -> JobOutcome:
         message = (
@@ -431,22 +420,21 @@ class Runner:
         """Callbacks reach this run only when the job file does not set its own callback_url."""
         return "callback_url" not in item.job.body and item.job.name not in self._polled
 
-    async def _wait(
-        self, item: PlanItem, record: Record, *, fresh: bool, turn: Turn
-    ) -> TaskStatus | None:
+    async def _wait(self, item: PlanItem, record: Record, *, fresh: bool) -> TaskStatus | None:
         """Wait for a terminal status: callback pushes (confirmed by a query) and/or polling.
-        None when the run stopped meanwhile. A terminal push takes the job's finishing turn
-        before it is confirmed (kept when it is)."""
+        None when the run stopped meanwhile."""
         task_id = record.task_id
         assert task_id is not None
         watched = self.listener is not None and self._offer_callbacks and self._own_callback(item)
-        mailbox = self.listener.watch(task_id) if watched and self.listener else Mailbox()
-        self._mailboxes.add(mailbox)  # stop() wakes it
+        pushes: asyncio.Queue[dict[str, Any]] = (
+            self.listener.watch(task_id) if watched and self.listener else asyncio.Queue()
+        )
         # a resumed task's callback_url was an earlier run's listener: poll it, whatever --wait
         polling = self.config.wait != "callback" or not watched or not fresh
         interval = self.config.poll_interval
         if watched and polling and fresh:
             interval = max(interval, self.config.poll_interval * 3)  # polling is the fallback
+        self._waiting.add(pushes)  # stop() wakes it
         try:
             # On resume the task may be long finished: ask at once. A fresh task is asked
             # after the first interval (or when a push says it is done).
@@ -454,21 +442,16 @@ class Runner:
             while status is None or not status.terminal:
                 if self._stopped is not None:
                     return None
-                pushed = await mailbox.get(interval if polling else None)
+                pushed = await _next_push(pushes, interval if polling else None)
                 if pushed is not None:
                     pushed_status = normalize_status(str(pushed.get("status", "")))
                     self._emit(
                         JobEvent(item.job.name, item.action, "waiting", task_id, pushed_status)
                     )
                     if pushed_status not in TERMINAL_STATUSES:
-                        pushed = None  # not kept (~1 KB) while this job waits for the next
                         continue
                     # a push is a hint, never the truth: confirm with the query endpoint
-                    await turn.take()
-                    turn.prefetch(self._retrieve_once, pushed)
                     status = await self._poll(item, task_id)
-                    if status is None or not status.terminal:
-                        turn.give_back()
                     if status is not None and not status.terminal:
                         log.info("task %s: ignored an unconfirmed %r push", task_id, pushed_status)
                     continue
@@ -476,12 +459,9 @@ class Runner:
                 interval = min(interval * 1.5, max(self.config.max_poll_interval, interval))
             return status
         finally:
-            self._mailboxes.discard(mailbox)
+            self._waiting.discard(pushes)
             if watched and self.listener is not None:
                 self.listener.unwatch(task_id)
-
-    def _retrieve_once(self, file_id: str) -> Awaitable[FileInfo]:
-        return self.client.retrieve_file(file_id, attempts=1)
 
     async def _poll(self, item: PlanItem, task_id: str) -> TaskStatus | None:
         """The task's status, or None when MiniMax could not be asked right now (a transient
@@ -501,11 +481,7 @@ class Runner:
 
     # --- download --------------------------------------------------------------------------
 
-    async def _download(self, item: PlanItem, record: Record, turn: Turn) -> JobOutcome:
-        await turn.take()
-        return await self._download_rounds(item, record, turn)
-
-    async def _download_rounds(self, item: PlanItem, record: Record, turn: Turn) -> JobOutcome:
+    async def _download(self, item: PlanItem, record: Record) -> JobOutcome:
         job = item.job
         file_id = record.file_id
         assert file_id is not None
@@ -514,9 +490,7 @@ class Runner:
         last_error: MmgenError | None = None
         for _round in range(DOWNLOAD_ROUNDS):
             try:
-                info = await turn.prefetched(file_id) if _round == 0 else None
-                if info is None:
-                    info = await self.client.retrieve_file(file_id, attempts=RETRIEVE_ATTEMPTS)
+                info = await self.client.retrieve_file(file_id, attempts=RETRIEVE_ATTEMPTS)
 
                 def progress(done: int, total: int | None) -> None:
                     self._emit(
@@ -585,6 +559,17 @@ class Runner:
             record = await self.store.write(record.evolve(video=version))
         message = item.reason if item.restore else "already done"
         return JobOutcome(job.name, "skip", True, record, message)
+
+
+async def _next_push(
+    pushes: asyncio.Queue[dict[str, Any]], timeout: float | None
+) -> dict[str, Any] | None:
+    """The next push; None after ``timeout`` seconds (no task made per wait)."""
+    try:
+        async with asyncio.timeout(timeout):
+            return await pushes.get()
+    except TimeoutError:
+        return None
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -9,14 +9,15 @@ How a request reaches the mock: the mock app lives on its server thread's event 
 and its callback deliveries belong to that loop), so every routed request runs there, through
 httpx's ASGITransport (see :class:`~mock_server.testing.asgi_bridge.LoopBridge`):
 
-- a sync ``httpx.Client`` blocks its own thread until the mock answers (ASGITransport is
-  async-only, and the caller may have no event loop at all);
-- an async ``httpx.AsyncClient`` awaits the answer without blocking its loop, so a callback
-  receiver served in the caller's own loop can still answer the mock's challenge meanwhile.
+- called where no event loop runs (a sync ``httpx.Client``), the route blocks its thread until
+  the mock answers (ASGITransport is async-only);
+- called inside a running event loop (an ``httpx.AsyncClient``: respx awaits an awaitable side
+  effect), it awaits the answer without blocking that loop, so a callback receiver served in the
+  caller's own loop can still answer the mock's challenge meanwhile. (A sync client used inside
+  a coroutine blocks its loop: not supported here.)
 
 Requests are caught where an httpx client picks its transport (respx's ``httpx`` mocker), so a
-client with a transport of its own is routed too: mmgen's :class:`~mmgen.api.client.MiniMaxClient`
-(over aiohttp, :mod:`mmgen.api.transport`) among them.
+client with a transport of its own is routed too.
 
 Other requests: the mock's own callback deliveries (to the receiver URL the test gives) and
 anything to a loopback host pass through to the network; everything else fails as not mocked
@@ -25,36 +26,22 @@ anything to a loopback host pass through to the network; everything else fails a
 
 from __future__ import annotations
 
-import contextvars
+import asyncio
 from collections.abc import Awaitable, Sequence
 
 import httpx
 import respx
 from starlette.types import ASGIApp
 
+from mmgen.api.client import DEFAULT_BASE_URL
+from mmgen.serving import LOOPBACK_HOSTS
 from mock_server.callbacks import USER_AGENT
 from mock_server.testing.harness import MinimaxMock
 
 #: The real API's origins (international and mainland China).
-MINIMAX_ORIGINS = ("https://api.minimax.io", "https://api.minimaxi.com")
+MINIMAX_ORIGINS = (DEFAULT_BASE_URL, "https://api.minimaxi.com")
 #: Where the routed mock's download URLs point (a reserved .test name: never a real host).
 CDN_ORIGIN = "https://video-cdn.minimax.test"
-LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
-
-_in_async_handler: contextvars.ContextVar[bool] = contextvars.ContextVar(
-    "mmgen_respx_async", default=False
-)
-
-
-class _Router(respx.MockRouter):
-    """Tells the side effect whether the request comes from an async client."""
-
-    async def async_handler(self, request: httpx.Request) -> httpx.Response:
-        token = _in_async_handler.set(True)
-        try:
-            return await super().async_handler(request)
-        finally:
-            _in_async_handler.reset(token)
 
 
 class MinimaxRoutes:
@@ -73,9 +60,10 @@ class MinimaxRoutes:
         self.base_url = self.origins[0]
         self.cdn_origin = cdn_origin.rstrip("/")
         self._previous_download_origin: str | None = None
-        # respx's "httpx" mocker routes every httpx client whatever its transport: mmgen's own
-        # client (httpx over aiohttp, mmgen.api.transport) as well as plain httpx clients.
-        self.router = _Router(assert_all_called=False, assert_all_mocked=True, using="httpx")
+        # respx's "httpx" mocker routes every httpx client whatever its transport.
+        self.router = respx.MockRouter(
+            assert_all_called=False, assert_all_mocked=True, using="httpx"
+        )
         self.router.route(headers={"user-agent": USER_AGENT}).pass_through()
         self.router.route(host__in=LOOPBACK_HOSTS).pass_through()
         for origin in self.origins:
@@ -86,9 +74,11 @@ class MinimaxRoutes:
         service = self.mock.service
 
         def forward(request: httpx.Request) -> httpx.Response | Awaitable[httpx.Response]:
-            if _in_async_handler.get():
-                return service.bridge.acall(app, request)
-            return service.bridge.call(app, request)
+            try:
+                asyncio.get_running_loop()
+            except RuntimeError:  # no loop in this thread: a sync client
+                return service.bridge.call(app, request)
+            return service.bridge.acall(app, request)
 
         url = httpx.URL(origin)
         self.router.route(scheme=url.scheme, host=url.host).mock(side_effect=forward)
