@@ -21,7 +21,13 @@ from mmgen.errors import MmgenError
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=8000, show_default=True, help="API port (0: any free).")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8000,
+    show_default=True,
+    help="API port (0: any free).",
+)
 @click.option(
     "--cdn-port",
     type=click.IntRange(min=-1, max=65535),

@@ -33,6 +33,7 @@ config files are validated against; the dataclasses below mirror it for typed ac
 
 from __future__ import annotations
 
+import math
 import typing
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -290,7 +291,20 @@ class MockConfig:
 def data_problems(data: Any) -> list[str]:
     """``FIELD: message`` for each way plain data breaks the schema (none: valid)."""
     found = schema_problems("", data, Positions(), strict_validator(CONFIG_SCHEMA))
-    return [f"{p.field or '(top level)'}: {p.message}" for p in found]
+    return [f"{p.field or '(top level)'}: {p.message}" for p in found] + _non_finite(data)
+
+
+def _non_finite(data: Any, field: str = "") -> list[str]:
+    """NaN and infinity, which pass every ``minimum``/``maximum`` of the schema."""
+    if isinstance(data, float) and not math.isfinite(data):
+        return [f"{field or '(top level)'}: {data} is not a finite number"]
+    if isinstance(data, dict):
+        items: Any = data.items()
+    elif isinstance(data, list):
+        items = enumerate(data)
+    else:
+        return []
+    return [p for key, value in items for p in _non_finite(value, f"{field}.{key}".lstrip("."))]
 
 
 def config_from_dict(data: Any, *, source: str = "config") -> MockConfig:

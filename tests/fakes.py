@@ -113,3 +113,13 @@ def write_jobs(folder: Path, prompts: dict[str, str], name: str = "jobs.yaml") -
     path = folder / name
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def mp4(payload: bytes) -> bytes:
+    """A structurally valid MP4 around ``payload`` (its top-level boxes ftyp, moov, mdat cover
+    it exactly): what a download must look like to count."""
+
+    def box(kind: bytes, body: bytes) -> bytes:
+        return (8 + len(body)).to_bytes(4, "big") + kind + body
+
+    return box(b"ftyp", b"isom\0\0\2\0isom") + box(b"moov", b"\0" * 8) + box(b"mdat", payload)

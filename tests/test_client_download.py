@@ -14,12 +14,12 @@ import respx
 
 from mmgen.api.client import MiniMaxClient, RetryPolicy
 from mmgen.errors import DownloadError
-from tests.fakes import Sleeps
+from tests.fakes import Sleeps, mp4
 
 BASE = "https://api.test.invalid"
 KEY = "sk-test-key-0123456789"
 URL = "https://cdn.test.invalid/output_aigc.mp4?Expires=1&Signature=abc"
-VIDEO = bytes(range(256)) * 1024  # 256 KiB, several chunks
+VIDEO = mp4((bytes(range(256)) * 1024)[:-44])  # 256 KiB (44: the boxes' headers), several chunks
 
 #: One TLS context for every test client (building one costs ~25 ms).
 TLS = ssl.create_default_context()

@@ -122,10 +122,32 @@ def test_interval_and_validation() -> None:
 def test_try_acquire_counts_only_what_fits_now() -> None:
     now = [0.0]
     limiter = RateLimiter(2, clock=lambda: now[0])
-    assert limiter.try_acquire() and limiter.try_acquire()
-    assert not limiter.try_acquire()  # the window is full: acquire() would wait
+    assert limiter.try_acquire() == 0.0 and limiter.try_acquire() == 0.0  # their stamps
+    assert limiter.try_acquire() is None  # the window is full: acquire() would wait
     now[0] = 60.0
-    assert limiter.try_acquire()
+    assert limiter.try_acquire() == 60.0
     limiter.penalize(5)
-    assert not limiter.try_acquire()
-    assert RateLimiter(None).try_acquire()
+    assert limiter.try_acquire() is None
+    assert RateLimiter(None).try_acquire() is not None
+
+
+@pytest.mark.anyio
+async def test_a_refund_gives_back_the_refunded_calls_stamp_not_the_newest() -> None:
+    """Call a (t=0) never left, call b (t=30) did: refunding a must keep b counted. Popping
+    the newest stamp (b's) let rpm + 1 calls land in one window: b, c (t=31) and d (t=60)."""
+    t = FakeTime()
+    rl = limiter(2, t)
+    a = await rl.acquire()
+    t.now = 30.0
+    b = await rl.acquire()
+    assert (a, b) == (0.0, 30.0)
+    rl.refund(a)  # a's request never reached the server
+    t.now = 31.0
+    assert rl.try_acquire() == 31.0  # c takes a's place
+    t.now = 60.0
+    assert rl.try_acquire() is None  # b (30) and c (31) fill the window until 90
+    await rl.acquire()
+    assert t.now == 90.0 and t.sleeps == [30.0]
+    rl.refund(None)  # nothing counted (unlimited): nothing given back
+    rl.refund(12.5)  # a stamp no longer in the window: nothing given back
+    assert rl.try_acquire() is None

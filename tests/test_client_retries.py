@@ -73,12 +73,13 @@ async def test_before_send_runs_after_the_rate_limiter_and_before_each_try(route
     order: list[str] = []
 
     class Limiter(RateLimiter):
-        def try_acquire(self) -> bool:  # the limiter's fast path (a slot free now)
+        def try_acquire(self) -> float | None:  # the limiter's fast path (a slot free now)
             order.append("limiter")
-            return True
+            return 0.0
 
-        async def acquire(self) -> None:
+        async def acquire(self) -> float:
             order.append("limiter")
+            return 0.0
 
     async def before_send() -> None:
         order.append("before_send")

@@ -131,3 +131,32 @@ def test_a_project_file_given_as_a_path_is_checked_not_read_as_jobs(tmp_path: Pa
     assert out == f"{project}:3:5: models.X.feilds: unknown key; did you mean 'fields'?\n"
     code, out, _ = run("validate", str(PROJECT / "mmgen.yaml"))
     assert (code, out) == (0, "0 files, 0 jobs: ok\n")
+
+
+def test_run_takes_the_project_file_from_models(tmp_path: Path) -> None:
+    """`run --models FILE` reads the declared models as validate and plan do: without it the
+    job is refused as an unknown model; with it the run gets as far as its spending guard."""
+    specs = tmp_path / "specs"
+    shutil.copytree(PROJECT / "specs", specs)
+    (specs / "new-model.yaml").write_text(
+        (specs / "new-model.yaml")
+        .read_text()
+        .replace("../../../specs/", str(PROJECT.parents[1]) + "/specs/")
+    )
+    common = [
+        "--out",
+        str(tmp_path / "out"),
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--max-tasks",
+        "0",
+    ]
+    env = {"MINIMAX_API_KEY": "test-key"}
+    result = CliRunner().invoke(main, ["run", *common, str(specs)], env=env)
+    assert result.exit_code == 2
+    assert "'MiniMax-Hailuo-3' is not a known model" in result.output
+    models = ["--models", str(PROJECT / "mmgen.yaml")]
+    result = CliRunner().invoke(main, ["run", *models, *common, str(specs)], env=env)
+    assert result.exit_code == 2, result.output
+    assert "not a known model" not in result.output
+    assert "--max-tasks" in result.output

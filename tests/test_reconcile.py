@@ -268,9 +268,13 @@ def test_status_shows_current_records_and_all_shows_history(tmp_path: Path) -> N
 
     store = RecordStore(tmp_path)
     with store.lock():
-        store.put(Record(job="a", spec="s", spec_hash="h1", state="success", updated_at="1"))
+        store.put(
+            Record(job="a", spec="s", spec_hash="h1", state="success", task_id="1", updated_at="1")
+        )
         store.put(Record(job="a", spec="s", spec_hash="h2", state="failed", updated_at="2"))
-        store.put(Record(job="b", spec="s", spec_hash="h1", state="success", updated_at="1"))
+        store.put(
+            Record(job="b", spec="s", spec_hash="h1", state="success", task_id="1", updated_at="1")
+        )
     runner = CliRunner()
     current = json.loads(
         runner.invoke(main, ["status", "--out", str(tmp_path), "--format", "json"]).output
@@ -382,7 +386,7 @@ def test_plan_tells_a_changed_variable_from_an_edited_job_file(tmp_path: Path) -
     def plan_of(mood: str) -> dict[str, Any]:
         result = runner.invoke(
             main,
-            ["plan", str(spec), "--out", str(out), "--format", "json"],
+            ["plan", "--mock", str(spec), "--out", str(out), "--format", "json"],
             env={"MOOD": mood},
         )
         assert result.exit_code == 0, result.output

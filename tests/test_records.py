@@ -56,8 +56,9 @@ def test_torn_last_line_is_dropped_and_cut_on_next_write(tmp_path: Path) -> None
 
 
 def test_corrupt_line_in_the_middle_is_an_error_not_silence(tmp_path: Path) -> None:
-    (tmp_path / JOURNAL).write_text('{"job":"a"}\nnot json\n')
-    with pytest.raises(StateError, match=r"records.jsonl:1: corrupt outcome record"):
+    good = json.dumps(make().to_json())
+    (tmp_path / JOURNAL).write_text(f"{good}\nnot json\n{good}\n")
+    with pytest.raises(StateError, match=r"records.jsonl:2: corrupt outcome record: Expecting"):
         RecordStore(tmp_path)
 
 
@@ -133,3 +134,36 @@ def test_compaction_keeps_the_latest_of_each_record(tmp_path: Path) -> None:
         assert len((tmp_path / JOURNAL).read_text().splitlines()) == 2
         assert reopened.get("x", "h1").task_id == "149"
         assert reopened.get("y", "h2") is not None
+
+
+def _append_past_a_file_size_limit(out: str, results) -> None:
+    """A disk that fills mid-append, for real: RLIMIT_FSIZE makes the write stop part-way."""
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG instead of being killed
+    store = RecordStore(Path(out))
+    with store.lock():
+        store.put(make("first"))
+        size = (Path(out) / JOURNAL).stat().st_size
+        _soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 40, hard))
+        try:
+            store.put(make("big", request={"prompt": "x" * 1000}))
+        except OSError as err:
+            results.put(f"refused: {err.strerror}")
+        results.put((Path(out) / JOURNAL).stat().st_size == size)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (hard, hard))  # space again
+        store.put(make("after"))
+    results.put("done")
+
+
+def test_a_failed_partial_append_is_cut_back(tmp_path: Path) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    results = ctx.Queue()
+    writer = ctx.Process(target=_append_past_a_file_size_limit, args=(str(tmp_path), results))
+    writer.start()
+    writer.join(30)
+    assert [results.get(timeout=5) for _ in range(3)] == ["refused: File too large", True, "done"]
+    assert [r.job for r in RecordStore(tmp_path).records()] == ["after", "first"]
+    lines = (tmp_path / JOURNAL).read_text().splitlines()
+    assert [json.loads(line)["job"] for line in lines] == ["first", "after"]

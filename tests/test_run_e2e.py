@@ -89,7 +89,9 @@ def test_example_specs_end_to_end_then_nothing_to_do(mock_api: Any, tmp_path: Pa
     assert mock_api.stats()["created"] == stats["created"]  # a reconcile: nothing resubmitted
     assert "already done" in second.stdout
 
-    plan = run(["plan", str(specs), "--out", str(out), "--format", "json"])
+    plan = run(
+        ["plan", str(specs), "--base-url", mock_api.base_url, "--out", str(out), "--format", "json"]
+    )
     assert {item["action"] for item in json.loads(plan.stdout)} == {"skip"}
 
 
@@ -99,7 +101,9 @@ def test_changed_prompt_submits_exactly_one(mock_api: Any, tmp_path: Path) -> No
     assert run(["run", str(spec), "--base-url", mock_api.base_url, "--out", str(out), *FAST])
     assert mock_api.stats()["created"] == 3
     write_jobs(tmp_path / "specs", {"a": "A cat.", "b": "A dog on a skateboard.", "c": "A cow."})
-    plan = run(["plan", str(spec), "--out", str(out), "--format", "json"])
+    plan = run(
+        ["plan", str(spec), "--base-url", mock_api.base_url, "--out", str(out), "--format", "json"]
+    )
     actions = {i["job"]: i["action"] for i in json.loads(plan.stdout)}
     assert actions == {"a": "skip", "b": "changed", "c": "skip"}
     again = run(["run", str(spec), "--base-url", mock_api.base_url, "--out", str(out), *FAST])

@@ -250,8 +250,9 @@ class MiniMaxClient:
 
         async def attempt() -> str:
             limiter = self.rate_limiter
-            if limiter is not None and not limiter.try_acquire():  # no wait: no waiter tasks
-                await unless_aborted(abort, limiter.acquire())
+            slot = limiter.try_acquire() if limiter is not None else None  # no waiter tasks
+            if limiter is not None and slot is None:
+                slot = await unless_aborted(abort, limiter.acquire())
             sending = False
 
             async def leaving() -> None:
@@ -278,7 +279,7 @@ class MiniMaxClient:
                 if self.rate_limiter is not None and (
                     not sending or isinstance(exc, ConnectFailedError)
                 ):
-                    self.rate_limiter.refund()
+                    self.rate_limiter.refund(slot)  # this call's slot, not the newest
                 raise
             task_id = id_or_none(answer.data.get("task_id"))
             if task_id is None:

@@ -1,12 +1,19 @@
 """Streaming one video to disk: to a temp file next to its destination, hashed on the way,
-checked against Content-Length, fsync'd and renamed over the destination only when complete.
-Never holds the video in memory; never sends the API key (the URL is a CDN's)."""
+fsync'd and renamed over the destination only when verified. Never holds the video in memory;
+never sends the API key (the URL is a CDN's).
+
+Verified means: as many bytes as Content-Length said; the MP4's top-level boxes cover the file
+exactly (:mod:`mmgen.api.mp4`: a truncated video's ``mdat`` runs past its end); and, where the
+CDN answers a quoted 32-hex ``ETag`` (an object uploaded in one part, whose ETag is its MD5),
+the MD5 of the bytes matches it. A failure is a :class:`~mmgen.errors.DownloadError` with no
+HTTP status, which is retried (a fresh download), never a success."""
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
@@ -15,6 +22,7 @@ from typing import IO
 
 import httpx
 
+from mmgen.api.mp4 import TopLevelBoxes
 from mmgen.api.responses import Download, content_length
 from mmgen.errors import DownloadError
 from mmgen.state.files import commit
@@ -25,6 +33,9 @@ DOWNLOAD_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=60.0, pool=60.0)
 
 _CHUNK = 1 << 16
 _EXPIRED_HINT = "download URLs live one hour: retrieve the file again for a fresh URL"
+#: A strong ETag that is an MD5 (a single-part object on S3, OSS, GCS...); multipart ETags
+#: (``"<md5>-<parts>"``) and weak ones are not digests of the bytes.
+_MD5_ETAG = re.compile(r'"([0-9a-fA-F]{32})"')
 
 
 async def download_once(
@@ -94,11 +105,17 @@ async def _stream_to(
         encoded = response.headers.get("Content-Encoding", "identity").lower() != "identity"
         total = expected if expected is not None else (None if encoded else length)
         hasher = hashlib.sha256()
+        boxes = TopLevelBoxes()
+        etag = _MD5_ETAG.fullmatch(response.headers.get("ETag", "").strip())
+        md5 = hashlib.md5(usedforsecurity=False) if etag and not encoded else None
         written = 0
         try:
             async for chunk in response.aiter_bytes(_CHUNK):
                 out.write(chunk)
                 hasher.update(chunk)
+                boxes.feed(chunk)
+                if md5 is not None:
+                    md5.update(chunk)
                 written += len(chunk)
                 if progress is not None:
                     progress(written, total)
@@ -120,6 +137,14 @@ async def _stream_to(
             )
         if written == 0:
             raise DownloadError(f"download {where}: empty body")
+        problem = boxes.problem()
+        if problem is not None:
+            raise DownloadError(f"download {where}: not a complete MP4: {problem}")
+        if md5 is not None and etag is not None and md5.hexdigest() != etag.group(1).lower():
+            raise DownloadError(
+                f"download {where}: the bytes do not match the CDN's ETag (MD5 "
+                f"{md5.hexdigest()}, ETag {etag.group(1).lower()}): damaged in transit"
+            )
         out.flush()
         return hasher.hexdigest(), written
     finally:

@@ -11,6 +11,7 @@ The clock and the sleep function are injectable so the timing is testable withou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -66,11 +67,14 @@ class RateLimiter:
             return 0.0
         return self._stamps[0] + self.window - now
 
-    def refund(self) -> None:
-        """Give back the most recent acquisition (its request never reached the server); a
-        caller waiting for a slot re-checks at once."""
-        if self._stamps:
-            self._stamps.pop()
+    def refund(self, stamp: float | None) -> None:
+        """Give back the acquisition that returned ``stamp`` (its request never reached the
+        server); a caller waiting for a slot re-checks at once. Its own stamp, not the newest:
+        giving back a later call's would let ``rpm + 1`` calls land in one window."""
+        if stamp is None:  # nothing was counted
+            return
+        with contextlib.suppress(ValueError):  # unlimited, or already out of the window
+            self._stamps.remove(stamp)  # equal stamps are interchangeable: the same instant
             self._changed.set()
 
     async def _pause(self, seconds: float) -> None:
@@ -84,20 +88,28 @@ class RateLimiter:
             sleeper.cancel()
             waker.cancel()
 
-    def _take(self) -> float:
-        """Count one more call now if it fits (returns 0), else the seconds to wait first."""
+    def _take(self) -> tuple[float, float]:
+        """Count one more call now if it fits: (0, its stamp); else (seconds to wait, now)."""
         now = self._clock()
         wait = self._wait_needed(now)
         if wait <= 0 and self.rpm is not None:
             self._stamps.append(now)
-        return max(wait, 0.0)
+        return max(wait, 0.0), now
 
-    def try_acquire(self) -> bool:
-        """Count one more call now if it fits without waiting (nobody queued before it)."""
-        return not self._lock.locked() and self._take() == 0
+    def try_acquire(self) -> float | None:
+        """Count one more call now if it fits without waiting (nobody queued before it):
+        its stamp, for :meth:`refund`; None when it does not fit."""
+        if self._lock.locked():
+            return None
+        wait, stamp = self._take()
+        return stamp if wait == 0 else None
 
-    async def acquire(self) -> None:
-        """Wait until one more call fits in the window, then count it."""
+    async def acquire(self) -> float:
+        """Wait until one more call fits in the window, then count it: its stamp, for
+        :meth:`refund`."""
         async with self._lock:
-            while (wait := self._take()) > 0:
+            while True:
+                wait, stamp = self._take()
+                if wait == 0:
+                    return stamp
                 await self._pause(wait)

@@ -7,12 +7,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
-from typing import Any
+from typing import TypeVar
 
 from tenacity import RetryCallState, wait_random_exponential
 from tenacity.wait import wait_base
 
 from mmgen.errors import ApiError, NotSentError
+
+T = TypeVar("T")
 
 #: Codes that ask to back off harder (connection limit, rate growth limit).
 SLOW_CODES = frozenset({1041, 2045})
@@ -80,11 +82,11 @@ class PolicyWait(wait_base):
         return wait
 
 
-async def unless_aborted(abort: asyncio.Event | None, waiting: Awaitable[Any]) -> None:
-    """Await ``waiting`` (a wait before a request), or raise NotSentError once ``abort`` is set."""
+async def unless_aborted(abort: asyncio.Event | None, waiting: Awaitable[T]) -> T:
+    """Await ``waiting`` (a wait before a request) and return its result, or raise
+    NotSentError once ``abort`` is set."""
     if abort is None:
-        await waiting
-        return
+        return await waiting
     wait = asyncio.ensure_future(waiting)
     stop = asyncio.ensure_future(abort.wait())
     try:
@@ -94,6 +96,5 @@ async def unless_aborted(abort: asyncio.Event | None, waiting: Awaitable[Any]) -
         if not wait.done():
             wait.cancel()
     if wait.done() and not wait.cancelled():
-        wait.result()  # it finished first (a limiter slot taken is given back by the caller)
-        return
+        return wait.result()  # it finished first (a limiter slot taken is given back by the caller)
     raise NotSentError

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import math
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -124,6 +125,44 @@ def format_option(choices: dict[str, str], default: str = "text") -> Callable[[A
         show_default=True,
         help="; ".join(f"{name}: {what}" for name, what in choices.items()) + ".",
     )
+
+
+class Seconds(click.FloatRange):
+    """A finite number of seconds: NaN and infinity are refused (``float()`` takes both, and
+    no comparison refuses NaN), as are values out of range."""
+
+    name = "seconds"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number of seconds", param, ctx)
+        return number
+
+
+class BaseUrl(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2
+    """An API base URL: ``http(s)://HOST[:PORT][/PATH]``, refused in one line otherwise."""
+
+    name = "URL"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> str:
+        from mmgen.state.records import api_identity
+
+        try:
+            api_identity(str(value))
+        except ValueError as err:
+            self.fail(f"{value!r}: {err} (e.g. https://api.minimax.io)", param, ctx)
+        return str(value).strip()
+
+
+BASE_URL_OPTION = click.option(
+    "--base-url",
+    type=BaseUrl(),
+    envvar="MINIMAX_BASE_URL",
+    default="https://api.minimax.io",
+    show_default=True,
+    help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
+)
 
 
 class HostPort(click.ParamType):  # type: ignore[type-arg]  # generic only in click>=8.2

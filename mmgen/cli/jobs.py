@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from mmgen.cli.app import (
+    BASE_URL_OPTION,
     OUT_OPTION,
     PATHS_ARGUMENT,
     REPLACE_OPTION,
@@ -116,6 +117,10 @@ def validate_command(
 @main.command("plan")
 @PATHS_ARGUMENT
 @OUT_OPTION
+@BASE_URL_OPTION
+@click.option(
+    "--mock", is_flag=True, help="Plan for `run --mock` (records made against the bundled mock)."
+)
 @REPLACE_OPTION
 @RESUBMIT_OPTION
 @VERIFY_OPTION
@@ -142,6 +147,8 @@ def validate_command(
 def plan_command(
     paths: tuple[Path, ...],
     out: str,
+    base_url: str,
+    mock: bool,
     replace: tuple[str, ...],
     resubmit_unknown: bool,
     verify: bool,
@@ -153,14 +160,17 @@ def plan_command(
     """Show what `run` would do per job (submit, skip, resume, changed, unknown), with the
     estimated cost and what changed; spends nothing.
 
-    In GitHub Actions the markdown comment shows repository images at the pull request's head
-    commit (GITHUB_SERVER_URL, GITHUB_REPOSITORY, GITHUB_SHA, GITHUB_EVENT_PATH)."""
+    The plan is for a run against --base-url (or --mock): records made against another API
+    are never resumed nor skipped on. In GitHub Actions the markdown comment shows repository
+    images at the pull request's head commit (GITHUB_SERVER_URL, GITHUB_REPOSITORY,
+    GITHUB_SHA, GITHUB_EVENT_PATH)."""
     from mmgen.jobfile.spec import load_jobs
     from mmgen.report import render_plan
     from mmgen.report.plans import RepoLinks
     from mmgen.state.outdir import reading_ahead
     from mmgen.state.planning import plan
     from mmgen.state.pricing import load_prices, plan_exit_code
+    from mmgen.state.records import MOCK_API, api_identity
 
     prices = load_prices(prices_file) if fmt != "json" or prices_file else None
     with reading_ahead(out, verify=verify) as opened:  # read while the job files load
@@ -173,6 +183,7 @@ def plan_command(
         replace=set(replace),
         resubmit_unknown=resubmit_unknown,
         videos=videos,
+        api=MOCK_API if mock else api_identity(base_url),
     )
     links = RepoLinks.from_github(os.environ, Path.cwd())
     show(render_plan(items, fmt, prices=prices, resubmit_unknown=resubmit_unknown, links=links))

@@ -15,14 +15,16 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 from click.core import ParameterSource
 
-from mmgen.api.client import DEFAULT_BASE_URL
 from mmgen.cli.app import (
+    BASE_URL_OPTION,
     OUT_OPTION,
     PATHS_ARGUMENT,
     REPLACE_OPTION,
     RESUBMIT_OPTION,
     VERIFY_OPTION,
+    BaseUrl,
     HostPort,
+    Seconds,
     Settings,
     console,
     format_option,
@@ -30,7 +32,7 @@ from mmgen.cli.app import (
     main,
     show,
 )
-from mmgen.cli.jobs import check_replace
+from mmgen.cli.jobs import MODELS_OPTION, check_replace
 from mmgen.errors import UsageError
 
 if TYPE_CHECKING:
@@ -57,13 +59,8 @@ MOCK_API_KEY = "mmgen-mock-key"
     type=click.Path(dir_okay=False, path_type=Path),
     help="With --mock: the mock's config file (timing, faults), as for `mmgen mock --config`.",
 )
-@click.option(
-    "--base-url",
-    envvar="MINIMAX_BASE_URL",
-    default=DEFAULT_BASE_URL,
-    show_default=True,
-    help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
-)
+@MODELS_OPTION
+@BASE_URL_OPTION
 @OUT_OPTION
 @click.option(
     "--concurrency",
@@ -95,18 +92,18 @@ MOCK_API_KEY = "mmgen-mock-key"
 )
 @click.option(
     "--public-url",
-    metavar="URL",
+    type=BaseUrl(),
     help="Public base URL forwarding to --listen (a tunnel or public host) for callbacks.",
 )
 @click.option(
     "--poll-interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(min=0, min_open=True),
     help="Seconds between status queries at first; it backs off to 60 s "
     "(default 10, or 1 with --mock).",
 )
 @click.option(
     "--timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Seconds(min=0, min_open=True),
     default=1800.0,
     show_default=True,
     help="Seconds one job may take from submit to downloaded video; the next run resumes it.",
@@ -135,6 +132,7 @@ def run_command(
     paths: tuple[Path, ...],
     mock: bool,
     mock_config_file: Path | None,
+    models_file: Path | None,
     base_url: str,
     out: str,
     concurrency: int,
@@ -163,12 +161,13 @@ def run_command(
     from mmgen.run.execute import RunSettings, Target, execute
     from mmgen.run.runner import RunConfig
     from mmgen.state.outdir import open_out
+    from mmgen.state.records import MOCK_API, api_identity
     from mmgen.state.store import is_object_url
 
     settings: Settings = ctx.obj
     if mock_config_file is not None and not mock:
         raise UsageError("--mock-config needs --mock")
-    jobs = load_jobs(list(paths))
+    jobs = load_jobs(list(paths), models=models_file)
     check_replace(replace, [job.name for job in jobs])
     if mock and ctx.get_parameter_source("out") == ParameterSource.DEFAULT:
         from mmgen.project.rehearsal import rehearsal_out_dir
@@ -189,6 +188,7 @@ def run_command(
             poll_interval=poll,
             max_poll_interval=max(60.0, poll),
             timeout=timeout,
+            api=MOCK_API if mock else api_identity(base_url),
         ),
         rpm=(0 if mock else 5) if rpm is None else rpm,
         listen_host=listen[0],

@@ -27,9 +27,20 @@ from mmgen.run.runner import RunConfig, Runner
 from mmgen.serving import LOOPBACK_HOSTS
 from mmgen.state.claims import LIVE_RUNS, Claim, Claims, RunIdentity
 from mmgen.state.outdir import OutDir, open_out
-from mmgen.state.planning import PlanItem, plan, version_path
+from mmgen.state.planning import (
+    PlanItem,
+    plan,
+    refuse_rehearsal_over_real_records,
+    version_path,
+)
 from mmgen.state.pricing import enforce_max_tasks
-from mmgen.state.records import Record, RecordError, RecordStore
+from mmgen.state.records import (
+    DEFAULT_API,
+    Record,
+    RecordError,
+    RecordStore,
+    refuse_nested_out_dirs,
+)
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -117,7 +128,12 @@ def mark_interrupted_submits(store: RecordStore, claims: Claims | None = None) -
 
 
 def meet_claims(
-    items: list[PlanItem], store: RecordStore, claims: Claims, *, resubmit_unknown: bool
+    items: list[PlanItem],
+    store: RecordStore,
+    claims: Claims,
+    *,
+    resubmit_unknown: bool,
+    api: str = DEFAULT_API,
 ) -> tuple[list[PlanItem], dict[str, JobOutcome]]:
     """Follow or leave the jobs that other runs claimed (one listing, then one read per claimed
     job): returns the items to run and the outcomes of the jobs left to their holders."""
@@ -145,7 +161,7 @@ def meet_claims(
         if claim is None:
             run.append(item)
         elif claim.task_id is not None:
-            run.append(_follow(item, store, claim))
+            run.append(_follow(item, store, claim, api))
         elif claims.is_dead(claim) and store.get(job.name, job.spec_hash) is None:
             # its runner died before writing "submitting": the create never left
             claims.unlock(job.name, job.spec_hash)
@@ -168,7 +184,7 @@ def meet_claims(
     return run, left
 
 
-def _follow(item: PlanItem, store: RecordStore, claim: Claim) -> PlanItem:
+def _follow(item: PlanItem, store: RecordStore, claim: Claim, api: str) -> PlanItem:
     """A job another run created: wait for (or download) its task; never create it again."""
     job = item.job
     record = store.get(job.name, job.spec_hash) or Record(
@@ -179,6 +195,7 @@ def _follow(item: PlanItem, store: RecordStore, claim: Claim) -> PlanItem:
         video=version_path(job.output, job.spec_hash),
         image=job.subject_image,
         source_hash=job.source_hash,
+        api=api,
     )
     record = record.evolve(state="submitted", task_id=claim.task_id, error=None)
     why = f"claimed by {claim.holder()}: follow its task {claim.task_id}"
@@ -224,7 +241,10 @@ async def _execute_in(
 
     store = out.records
     config = replace(settings.config, out_dir=store.out_dir)
+    if out.local:
+        await asyncio.to_thread(refuse_nested_out_dirs, store.home)
     with store.lock():
+        refuse_rehearsal_over_real_records(jobs, store, settings.config.api)
         claims = Claims(out.store, runner_id)
         await asyncio.to_thread(mark_interrupted_submits, store, claims)
         items = await asyncio.to_thread(
@@ -234,9 +254,15 @@ async def _execute_in(
             replace=settings.replace,
             resubmit_unknown=settings.resubmit_unknown,
             verify=settings.verify,
+            api=settings.config.api,
         )
         items, left = await asyncio.to_thread(
-            meet_claims, items, store, claims, resubmit_unknown=settings.resubmit_unknown
+            meet_claims,
+            items,
+            store,
+            claims,
+            resubmit_unknown=settings.resubmit_unknown,
+            api=settings.config.api,
         )
         items = await asyncio.to_thread(_previews, store, items, settings.preview)
         if not out.local:

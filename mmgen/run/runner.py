@@ -60,6 +60,7 @@ from mmgen.run.outcomes import EventSink, JobEvent, JobOutcome, RunResult
 from mmgen.state.files import publish
 from mmgen.state.planning import PlanItem, version_path
 from mmgen.state.records import (
+    DEFAULT_API,
     Record,
     RecordError,
     RecordStore,
@@ -129,6 +130,8 @@ class RunConfig:
     poll_interval: float = 10.0
     max_poll_interval: float = 60.0
     timeout: float = 1800.0  # per job, from submit (or resume) to a downloaded video
+    #: The API the run talks to, as records name it (:func:`mmgen.state.records.api_identity`).
+    api: str = DEFAULT_API
 
 
 class _Lost(Exception):
@@ -325,6 +328,7 @@ class Runner:
             request=request_snapshot(job.body),
             image=job.subject_image,
             source_hash=job.source_hash,
+            api=self.config.api,
         )
         written: list[Record] = []
 

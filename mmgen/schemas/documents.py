@@ -17,7 +17,9 @@ from __future__ import annotations
 import bisect
 import json
 import math
+import os
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -279,12 +281,27 @@ def _read_text(file: str, kind: DocumentKind, problems: list[Problem]) -> str | 
         problems.append(Problem(file, line, col, "", message))
         return None
 
-    path = Path(file)
     try:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            return fail(f"file is {size} bytes; {kind.noun}s are limited to {MAX_FILE_BYTES} bytes")
-        raw = path.read_bytes()
+        file.encode("utf-8")
+    except UnicodeEncodeError:  # its records could not be written: refused before anything
+        shown = os.fsencode(file).decode("utf-8", "backslashreplace")
+        problems.append(Problem(shown, 1, 1, "", "the file name is not valid UTF-8: rename it"))
+        return None
+    try:
+        # Only a regular file, and at most MAX_FILE_BYTES of it: a device (/dev/zero) is never
+        # read without bound, a FIFO never waited on (O_NONBLOCK: its open does not block).
+        fd = os.open(file, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                return fail("is a folder, not a file")
+            if not stat.S_ISREG(info.st_mode):
+                return fail("not a regular file (a device, FIFO or socket)")
+            size = info.st_size
+            if size > MAX_FILE_BYTES:
+                limit = f"{kind.noun}s are limited to {MAX_FILE_BYTES} bytes"
+                return fail(f"file is {size} bytes; {limit}")
+            raw = handle.read(MAX_FILE_BYTES + 1)
     except FileNotFoundError:
         return fail("no such file")
     except IsADirectoryError:

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Protocol
 
+from mmgen.errors import UsageError
 from mmgen.run.outcomes import Action
 from mmgen.state import fingerprints
-from mmgen.state.records import Record, RecordStore
+from mmgen.state.records import DEFAULT_API, MOCK_API, Record, RecordStore, describe_api
 from mmgen.state.store import Entry
 
 if TYPE_CHECKING:
@@ -81,14 +82,36 @@ def plan(
     resubmit_unknown: bool = False,
     verify: bool = False,
     videos: Videos | None = None,
+    api: str = DEFAULT_API,
 ) -> list[PlanItem]:
-    """Decide, per job, what a run does. Checks the videos of recorded successes (their
-    fingerprints; ``verify``: their bytes), through ``videos`` when given (read ahead:
-    ``store.videos(verify=...)``): call it off the event loop inside a run."""
+    """Decide, per job, what a run against ``api`` (a :attr:`Record.api` identity) does.
+    Checks the videos of recorded successes (their fingerprints; ``verify``: their bytes),
+    through ``videos`` when given (read ahead: ``store.videos(verify=...)``): call it off the
+    event loop inside a run."""
     videos = videos or store.videos(verify=verify)
-    items = [_plan_one(job, store, videos, replace, resubmit_unknown) for job in jobs]
+    items = [_plan_one(job, store, videos, replace, resubmit_unknown, api) for job in jobs]
     videos.save()
     return items
+
+
+def refuse_rehearsal_over_real_records(
+    jobs: Sequence[JobSpec], store: RecordStore, api: str
+) -> None:
+    """A run against the mock never writes over a real API's records: they may hold a paid
+    task still in flight (or ``unknown``) and their videos are the real ones, both of which
+    the rehearsal would replace. Raises :class:`~mmgen.errors.UsageError` naming the jobs."""
+    if api != MOCK_API:
+        return
+    real = sorted(
+        {job.name for job in jobs for record in store.for_job(job.name) if record.api != api}
+    )
+    if real:
+        shown = ", ".join(real[:5]) + (f" and {len(real) - 5} more" if len(real) > 5 else "")
+        raise UsageError(
+            f"{store.out_dir}: {shown} recorded against a real API; a rehearsal on the mock "
+            "would write over those records and videos",
+            hint="rehearse in another --out; run --mock without --out uses mmgen-mock-out/",
+        )
 
 
 def _plan_one(
@@ -97,10 +120,14 @@ def _plan_one(
     videos: Videos,
     replace: Collection[str],
     resubmit_unknown: bool,
+    api: str,
 ) -> PlanItem:
     record = store.get(job.name, job.spec_hash)
     if job.name in replace:
         return PlanItem(job, "submit", "--replace: generate again", record)
+    if record is not None and record.api != api:  # its task ids mean nothing to this API
+        why = f"recorded against {describe_api(record.api)}; this run uses {describe_api(api)}"
+        return PlanItem(job, "submit", why, record)
     if record is None:
         others = [r for r in store.for_job(job.name) if r.spec_hash != job.spec_hash]
         if others:
@@ -180,7 +207,7 @@ class FolderVideos:
         return digest
 
     def intact(self, path: str, record: Record) -> bool:
-        return self.sha256(path, record.bytes) == record.sha256
+        return record.sha256 is not None and self.sha256(path, record.bytes) == record.sha256
 
     def holds(self, current: str, version: str, record: Record) -> bool:
         with contextlib.suppress(OSError):
