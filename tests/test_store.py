@@ -91,7 +91,9 @@ def test_run_plan_status_against_a_bucket(start_mock: Any, tmp_path: Path, bucke
     assert b'href="job0.' in objects["index.html"]  # relative links
     assert not list(tmp_path.glob("mmgen-out"))  # nothing local
 
-    plan = cli(["plan", str(specs), "--out", bucket, "--format", "json"])
+    plan = cli(
+        ["plan", str(specs), "--out", bucket, "--format", "json", "--base-url", mock.base_url]
+    )
     assert {item["action"] for item in json.loads(plan.stdout)} == {"skip"}
     again = cli(["run", str(specs), "--base-url", mock.base_url, "--out", bucket, *FAST])
     assert again.exit_code == 0, again.output
@@ -356,7 +358,8 @@ def test_plan_trusts_fingerprints_and_verify_hashes_again(start_mock: Any, tmp_p
     os.utime(video, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
     def actions(*extra: str) -> dict[str, str]:
-        plan = cli(["plan", str(specs), "--out", str(out), "--format", "json", *extra])
+        args = ["--out", str(out), "--format", "json", "--base-url", mock.base_url, *extra]
+        plan = cli(["plan", str(specs), *args])
         return {item["job"]: item["action"] for item in json.loads(plan.stdout)}
 
     assert actions() == {"job0": "skip"}  # one stat, no read
@@ -444,7 +447,9 @@ def test_store_copy_moves_an_out_dir_into_a_bucket_and_back(
 
     back = tmp_path / "back"
     assert cli(["store", "copy", bucket, str(back)]).exit_code == 0
-    plan = cli(["plan", str(specs), "--out", str(back), "--format", "json"])
+    plan = cli(
+        ["plan", str(specs), "--out", str(back), "--format", "json", "--base-url", mock.base_url]
+    )
     actions = {item["job"]: item["action"] for item in json.loads(plan.stdout)}
     assert actions == {"job0": "skip", "job1": "skip", "job2": "resume"}
 

@@ -539,6 +539,9 @@ class RecordStore:
         except OSError:
             # Part of a line may be in the file (disk full mid-write): cut it off, so the next
             # append does not join the fragment (one corrupt line in the middle of the journal).
+            if not self.alone:  # another runner may have appended since: never cut its line
+                self._torn_tail = True  # the next append starts a line of its own
+                raise
             with contextlib.suppress(OSError):  # else cut before the next append, or never
                 self._cut_to = good
                 self._cut_back(self._fd, good)
