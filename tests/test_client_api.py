@@ -201,6 +201,34 @@ async def test_non_retryable_code_on_create_is_sent_once(client, router, sleeps,
     assert sleeps.calls == []
 
 
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(500, None), (502, "<html>bad gateway</html>"), (503, None), (504, "gateway timeout")],
+)
+@pytest.mark.anyio
+async def test_a_create_answered_by_a_gateways_5xx_is_ambiguous_never_resent(
+    client, router, sleeps, status, body
+) -> None:
+    """No MiniMax body: a gateway answered, and the backend may have made (and billed) the
+    task. Sent once; the caller decides (adopt it from its pushes, or leave it unknown)."""
+    route = router.post(CREATE).respond(status, text=body or "")
+    with pytest.raises(AmbiguousSubmitError, match=f"HTTP {status}"):
+        await client.create_task(BODY)
+    assert route.call_count == 1 and sleeps.calls == []
+
+
+@pytest.mark.anyio
+async def test_a_create_refused_by_minimax_itself_with_a_5xx_is_retried(client, router) -> None:
+    """MiniMax's own answer (a base_resp code): it says the create failed, so no task."""
+    route = router.post(CREATE)
+    route.side_effect = [
+        httpx.Response(503, json=err(1033, "busy")),
+        httpx.Response(200, json=ok(task_id="t2")),
+    ]
+    assert await client.create_task(BODY) == "t2"
+    assert route.call_count == 2
+
+
 @pytest.mark.anyio
 async def test_non_retryable_code_wins_over_http_5xx(client, router) -> None:
     route = router.post(CREATE).respond(503, json=err(1008, "no money"))

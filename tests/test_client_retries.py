@@ -85,7 +85,9 @@ async def test_before_send_runs_after_the_rate_limiter_and_before_each_try(route
         order.append("before_send")
 
     route = router.post(CREATE)
-    route.side_effect = [httpx.Response(500), httpx.Response(200, json=ok(task_id="t9"))]
+    # MiniMax's own 500 (its base_resp code says the create failed): retried
+    failed = httpx.Response(500, json={"base_resp": {"status_code": 1000, "status_msg": "x"}})
+    route.side_effect = [failed, httpx.Response(200, json=ok(task_id="t9"))]
     async with MiniMaxClient(
         "k", BASE, rate_limiter=Limiter(0), retry=RetryPolicy(jitter=False, initial_wait=0)
     ) as client:

@@ -22,8 +22,8 @@ async def challenge_ok(http: httpx.AsyncClient, url: str) -> bool:
 @pytest.mark.anyio
 async def test_garbage_is_refused_and_nothing_reaches_the_run() -> None:
     async with CallbackListener() as listener, httpx.AsyncClient() as http:
-        url = listener.callback_url
-        queue = listener.watch("42")
+        url = listener.url_for("j")
+        queue = listener.watch("j")
         garbage = [
             b"\x00\xff\xfe" * 100,
             b"{",
@@ -53,7 +53,7 @@ async def test_a_huge_body_is_cut_off_while_reading_not_buffered() -> None:
             yield chunk
 
     async with CallbackListener() as listener, httpx.AsyncClient() as http:
-        url = listener.callback_url
+        url = listener.url_for("j")
         try:
             answer = await http.post(url, content=endless(), timeout=10)
             assert answer.status_code == 413
@@ -73,7 +73,7 @@ async def test_a_huge_body_is_cut_off_while_reading_not_buffered() -> None:
 @pytest.mark.anyio
 async def test_slow_senders_cannot_hold_the_listener() -> None:
     async with CallbackListener(read_timeout=1.0) as listener, httpx.AsyncClient() as http:
-        url = httpx.URL(listener.callback_url)
+        url = httpx.URL(listener.url_for("j"))
         stalled = []
         for _ in range(50):  # fifty clients that send half a body and stall
             sock = socket.create_connection((url.host, url.port))
@@ -100,11 +100,10 @@ async def test_slow_senders_cannot_hold_the_listener() -> None:
 @pytest.mark.anyio
 async def test_pushes_for_unwatched_tasks_and_wrong_paths_are_not_delivered() -> None:
     async with CallbackListener() as listener, httpx.AsyncClient() as http:
-        url = listener.callback_url
-        queue = listener.watch("7")
+        queue = listener.watch("j7")
         forged = {"task_id": "8", "status": "success", "file_id": "evil"}
-        assert (await http.post(url, json=forged)).status_code == 404
-        guess = url.rsplit("/", 1)[0] + "/" + "A" * len(listener.token)
+        assert (await http.post(listener.url_for("j8"), json=forged)).status_code == 404
+        guess = listener.callback_url.rsplit("/", 1)[0] + "/" + "A" * len(listener.token) + "/j7"
         assert (
             await http.post(guess, json={"task_id": "7", "status": "success"})
         ).status_code == 404

@@ -173,13 +173,14 @@ async def test_forged_success_push_is_not_believed(tmp_path: Path) -> None:
             run_jobs(tmp_path, client, [Job("a")], listener=listener, wait="callback")
         )
         for _ in range(1000):
-            if listener.is_watching("1001"):
+            if client.created:
                 break
             await asyncio.sleep(0.01)
         task_id = "1001"
-        assert listener.is_watching(task_id)
+        url = client.created[0]["callback_url"]  # the job's own path under the run's
+        assert url.startswith(listener.callback_url + "/")
         forged = {"task_id": task_id, "status": "success", "file_id": "evil"}
-        assert (await http.post(listener.callback_url, json=forged)).status_code == 200
+        assert (await http.post(url, json=forged)).status_code == 200
         for _ in range(1000):  # one query confirms the push (a fresh task is not polled)
             if client.queries.get(task_id, 0) >= 1:
                 break
@@ -188,11 +189,10 @@ async def test_forged_success_push_is_not_believed(tmp_path: Path) -> None:
         assert not run.done()  # the confirming query said Processing: the push was ignored
         client.polls_to_finish = 0  # now it really finishes, and MiniMax pushes it
         real = {"task_id": task_id, "status": "success", "file_id": "f" + task_id}
-        assert (await http.post(listener.callback_url, json=real)).status_code == 200
+        assert (await http.post(url, json=real)).status_code == 200
         result, _, _ = await asyncio.wait_for(run, 5)
     record = result.outcomes[0].record
     assert record.state == "success" and record.file_id == "f" + task_id
-    assert client.created[0]["callback_url"] == listener.callback_url
 
 
 @pytest.mark.anyio
@@ -244,3 +244,97 @@ async def test_transient_query_failures_do_not_end_the_wait(tmp_path: Path) -> N
     result, _, _ = await run_jobs(tmp_path, client, [Job("b")])
     record = result.outcomes[0].record
     assert not result.ok and record.state == "submitted" and record.error.code == 1004
+
+
+@pytest.mark.anyio
+async def test_a_push_before_the_creates_answer_is_delivered(tmp_path: Path) -> None:
+    """MiniMax may push a status before the create's answer is read: the push names its job by
+    its path, so it is queued for the job (not refused) and the job finishes at once."""
+    client = FakeClient(polls_to_finish=0)
+    pushed: list[int] = []
+    async with CallbackListener() as listener, httpx.AsyncClient() as http:
+        real_create = client.create_task
+
+        async def create_then_push_first(body: dict[str, Any], **kw: Any) -> str:
+            task_id = await real_create(body, **kw)
+            push = {"task_id": task_id, "status": "success", "file_id": "f" + task_id}
+            pushed.append((await http.post(body["callback_url"], json=push)).status_code)
+            return task_id
+
+        client.create_task = create_then_push_first  # type: ignore[method-assign]
+        result, _, _ = await asyncio.wait_for(
+            run_jobs(
+                tmp_path, client, [Job("a")], listener=listener, wait="callback", poll_interval=60
+            ),
+            5,
+        )
+    assert pushed == [200] and result.ok
+    assert listener.pushes_rejected == 0
+
+
+@pytest.mark.anyio
+async def test_an_ambiguous_create_adopts_the_task_its_pushes_name(tmp_path: Path) -> None:
+    """The create's answer was lost after the task was made: the task's push on the job's own
+    path names it; a query confirms it; the job adopts it (recorded) instead of paying again."""
+    client = FakeClient(polls_to_finish=0)
+    async with CallbackListener() as listener, httpx.AsyncClient() as http:
+        real_create = client.create_task
+
+        async def created_but_lost(body: dict[str, Any], **kw: Any) -> str:
+            task_id = await real_create(body, **kw)
+            push = {"task_id": task_id, "status": "processing"}
+            assert (await http.post(body["callback_url"], json=push)).status_code == 200
+            raise AmbiguousSubmitError("POST /v1/video_generation: HTTP 502 after it was sent")
+
+        client.create_task = created_but_lost  # type: ignore[method-assign]
+        result, _, _ = await asyncio.wait_for(
+            run_jobs(tmp_path, client, [Job("a")], listener=listener, poll_interval=0.05), 10
+        )
+    assert len(client.created) == 1 and result.ok
+    record = result.outcomes[0].record
+    assert record.state == "success" and record.task_id == "1001"
+
+
+@pytest.mark.anyio
+async def test_without_callbacks_an_ambiguous_create_stays_unknown(tmp_path: Path) -> None:
+    client = FakeClient()
+    client.create_errors["p"] = AmbiguousSubmitError("HTTP 503 after the request was sent")
+    result, _, _ = await run_jobs(tmp_path, client, [Job("a")])
+    assert result.outcomes[0].record.state == "unknown" and client.created == []
+
+
+@pytest.mark.anyio
+async def test_a_failed_confirming_query_is_retried_promptly(tmp_path: Path) -> None:
+    """After a Success push, a query that fails is asked again within a second, not at the
+    next poll (60 s here)."""
+    from mmgen.errors import TransportError
+
+    client = FakeClient(polls_to_finish=0)
+    real_query = client.query_task
+    failures = iter([api_error(1002, "rate limit"), TransportError("connection reset")])
+
+    async def flaky(task_id: str, **_: Any) -> TaskStatus:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return await real_query(task_id)
+
+    client.query_task = flaky  # type: ignore[method-assign]
+    async with CallbackListener() as listener, httpx.AsyncClient() as http:
+        real_create = client.create_task
+
+        async def create_and_finish(body: dict[str, Any], **kw: Any) -> str:
+            task_id = await real_create(body, **kw)
+            push = {"task_id": task_id, "status": "success", "file_id": "f" + task_id}
+            await http.post(body["callback_url"], json=push)
+            return task_id
+
+        client.create_task = create_and_finish  # type: ignore[method-assign]
+        started = asyncio.get_running_loop().time()
+        result, _, _ = await asyncio.wait_for(
+            run_jobs(
+                tmp_path, client, [Job("a")], listener=listener, wait="auto", poll_interval=60
+            ),
+            10,
+        )
+    assert result.ok and asyncio.get_running_loop().time() - started < 5

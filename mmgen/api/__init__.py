@@ -5,5 +5,6 @@ limiter.
 
 Modules: ``client`` (the calls, and whether a failed create was sent), ``responses`` (parsing
 what the API responds; no I/O), ``download`` (one video streamed to disk and verified),
-``retries`` (backoff), ``ratelimit`` (the RPM limiter).
+``mp4`` (a video's top-level boxes cover it exactly), ``retries`` (backoff), ``ratelimit`` (the
+RPM limiter).
 """

@@ -50,7 +50,7 @@ from typing import Any, Self, TypeVar
 import httpx
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception
 
-from mmgen import __version__
+from mmgen import DEFAULT_BASE_URL, __version__
 from mmgen.api.download import DOWNLOAD_TIMEOUT, download_once, download_retryable
 from mmgen.api.ratelimit import RateLimiter
 from mmgen.api.responses import (
@@ -96,8 +96,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: The international API; mainland China's is https://api.minimaxi.com.
-DEFAULT_BASE_URL = "https://api.minimax.io"
 
 #: ``ApiError.code`` of an answer whose body could not be understood.
 MALFORMED_RESPONSE = -1
@@ -112,6 +110,11 @@ MIN_SCRUB_LENGTH = 6
 
 #: Most tries of one call whose connection could not be made at all (refused, DNS, timeout).
 CONNECT_ATTEMPTS = 3
+
+#: Calls (with their retries) under way at once. The connections bound the requests anyway;
+#: when 10,000 tasks end together, the jobs past this wait holding a coroutine only, not a
+#: call's retry state (bench/inflight.py: peak RSS).
+CALLS_IN_FLIGHT = 256
 
 #: Default pool sizes: API calls are short, so tens of connections serve thousands of jobs.
 DEFAULT_MAX_CONNECTIONS = 48
@@ -203,6 +206,7 @@ class MiniMaxClient:
         self._api = ConnectionPool(
             max_connections, tls=tls, shared=http, timeout=API_TIMEOUT, headers=agent
         )
+        self._calls = asyncio.Semaphore(CALLS_IN_FLIGHT)
         self._cdn = ConnectionPool(
             max_downloads, tls=tls, shared=http, timeout=DOWNLOAD_TIMEOUT, headers=agent
         )
@@ -381,6 +385,18 @@ class MiniMaxClient:
         *,
         abort: asyncio.Event | None = None,
     ) -> T:
+        async with self._calls:  # a call waiting here holds no retry state yet
+            return await self._retrying(op, attempts, retryable, what, abort=abort)
+
+    async def _retrying(
+        self,
+        op: Callable[[], Awaitable[T]],
+        attempts: int,
+        retryable: Callable[[BaseException], bool],
+        what: str,
+        *,
+        abort: asyncio.Event | None = None,
+    ) -> T:
         def stop(state: RetryCallState) -> bool:
             if state.attempt_number >= attempts:
                 return True
@@ -483,8 +499,9 @@ class MiniMaxClient:
             text = f"HTTP {status} {response.reason_phrase} from {endpoint}".rstrip()
             if message:
                 text += f": {self._scrub(message)}"
-            if submit and status == 504:
-                # a gateway gave up waiting: the backend may well have created the task
+            if submit and status >= 500:
+                # not MiniMax's own answer (no base_resp): a gateway's page. The backend may
+                # well have created the task (504: the gateway gave up waiting for it)
                 raise AmbiguousSubmitError(
                     f"{text} after the request was sent", hint=_AMBIGUOUS_HINT
                 )

@@ -19,7 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 from rich.console import Console, RenderableType
 
-from mmgen import DISTRIBUTION, __version__
+from mmgen import DEFAULT_BASE_URL, DISTRIBUTION, __version__
 from mmgen.errors import EXIT_FAILED, EXIT_INTERRUPTED, MmgenError, SpecError
 
 P = ParamSpec("P")
@@ -89,15 +89,24 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 OUT_OPTION = click.option(
     "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("mmgen-out"),
+    "out",
+    envvar="MMGEN_OUT",
+    default="mmgen-out",
     show_default=True,
-    help="Folder of the videos and the outcome records.",
+    metavar="DIR|URL",
+    help="Where the videos and the outcome records are: a folder, or an object store "
+    "(s3://bucket/prefix, gs://..., az://...; credentials and endpoint from the cloud's "
+    "standard environment, e.g. AWS_ENDPOINT_URL). Env MMGEN_OUT.",
 )
 PATHS_ARGUMENT = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 REPLACE_OPTION = click.option(
     "--replace", multiple=True, metavar="NAME", help="Regenerate job NAME (repeatable)."
+)
+VERIFY_OPTION = click.option(
+    "--verify",
+    is_flag=True,
+    help="Hash every finished video again instead of trusting its recorded fingerprint "
+    "(size and mtime in a folder; size in an object store).",
 )
 RESUBMIT_OPTION = click.option(
     "--resubmit-unknown",
@@ -150,7 +159,7 @@ BASE_URL_OPTION = click.option(
     "--base-url",
     type=BaseUrl(),
     envvar="MINIMAX_BASE_URL",
-    default="https://api.minimax.io",
+    default=DEFAULT_BASE_URL,
     show_default=True,
     help="MiniMax API base URL (env MINIMAX_BASE_URL; mainland China: https://api.minimaxi.com).",
 )

@@ -7,23 +7,30 @@ doing: it runs on its own thread with its own event loop (:class:`mmgen.serving.
 where thousands of job coroutines, journal fsyncs or video hashing in the run's loop cannot
 delay it. Pushes are handed to the run's loop with ``call_soon_threadsafe``.
 
-Nothing authenticates those pushes, so the listener only accepts them on an unguessable per-run
-path (``/mmgen/<token>``), only for task ids this run is waiting for, with bodies of at most
+Each create gets a callback path of its own, ``/mmgen/<run secret>/<job token>``: the run's
+unguessable secret, then a token per create. A push so names its job before the create's answer
+is read: a push that beats that answer is queued for the job, not refused, and a create whose
+answer was lost can be resolved by the pushes of the task it did create (the runner confirms
+the task with a query before adopting it). Challenges are echoed on any path under the run's
+secret (an echo does nothing).
+
+Nothing authenticates those pushes, so the listener only accepts them under the run's secret,
+only for the job tokens this run is waiting on, with bodies of at most
 :data:`MAX_BODY` bytes (enforced while reading: a huge body is cut off, not buffered) read
 within :data:`READ_TIMEOUT` seconds (a slow client cannot hold it), and the runner treats a
 terminal status from a push as a hint to confirm with one query, never as the truth.
 
-Unknown paths, unknown task ids and malformed bodies get 4xx answers and are ignored.
+Unknown paths, unknown job tokens and malformed bodies get 4xx answers and are ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import secrets
 import threading
+from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,10 +59,52 @@ class _Refused(Exception):
         self.status = status
 
 
+class Pushes:
+    """The pushes of one job, in arrival order: at most :data:`PUSHES_KEPT` (a flood of forged
+    ones drops the newest). ``put_nowait`` on the run's loop, ``get`` there too.
+
+    Not an ``asyncio.Queue``: its four deques and an Event weigh ~3 KB, ~30 MB with 10,000 jobs
+    in flight (bench/inflight.py: 206 MB peak against the 200 MB target); this one holds a
+    deque only while a push waits to be read, and one future only while its job waits.
+    """
+
+    __slots__ = ("_items", "_waiter")
+
+    def __init__(self) -> None:
+        self._items: deque[dict[str, Any]] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put_nowait(self, item: dict[str, Any]) -> None:
+        if self._items is None:
+            self._items = deque()
+        if len(self._items) < PUSHES_KEPT:
+            self._items.append(item)
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def empty(self) -> bool:
+        return not self._items
+
+    async def get(self) -> dict[str, Any]:
+        """The next push, waiting for one."""
+        while not self._items:
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiter = waiter
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        item = self._items.popleft()
+        if not self._items:
+            self._items = None
+        return item
+
+
 @dataclass
 class _Watch:
     loop: asyncio.AbstractEventLoop
-    pushes: asyncio.Queue[dict[str, Any]]
+    pushes: Pushes
 
 
 class CallbackListener:
@@ -80,20 +129,24 @@ class CallbackListener:
         self.public_url = public_url.rstrip("/") if public_url else None
         self.token = secrets.token_urlsafe(24)
         self._watches: dict[str, _Watch] = {}
+        self._done: set[str] = set()  # job tokens no longer waited on
         self._lock = threading.Lock()
         self._server: ServerThread | None = None
         self.challenges_answered = 0
         self.pushes_accepted = 0
         self.pushes_rejected = 0
-        self.app = Starlette(routes=[Route("/mmgen/{token}", self._receive, methods=["POST"])])
+        self.pushes_late = 0  # for jobs already finished: acknowledged, dropped
+        route = Route("/mmgen/{token}/{job}", self._receive, methods=["POST"])
+        self.app = Starlette(routes=[route])
 
     @property
     def path(self) -> str:
+        """The run's path; each job's is below it."""
         return f"/mmgen/{self.token}"
 
     @property
     def callback_url(self) -> str:
-        """The URL MiniMax should call: ``--public-url`` + path, or the listener's own address."""
+        """The run's URL: ``--public-url`` + path, or the listener's own address."""
         if self.public_url:
             return self.public_url + self.path
         host = self.host if self.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
@@ -101,23 +154,31 @@ class CallbackListener:
             host = f"[{host}]"
         return f"http://{host}:{self.port}{self.path}"
 
+    def url_for(self, job_token: str) -> str:
+        """The ``callback_url`` of one create (see :meth:`watch`)."""
+        return f"{self.callback_url}/{job_token}"
+
     # --- subscriptions (the run's loop) ----------------------------------------------------
 
-    def watch(self, task_id: str) -> asyncio.Queue[dict[str, Any]]:
-        """Start accepting pushes for ``task_id``; returns the queue they arrive in."""
+    def watch(self, job_token: str) -> Pushes:
+        """Start accepting pushes on ``url_for(job_token)`` (call before the create is sent);
+        returns the queue they arrive in, whatever task id they name (the runner checks)."""
         with self._lock:
-            watch = self._watches.get(task_id)
+            watch = self._watches.get(job_token)
             if watch is None:
-                watch = _Watch(asyncio.get_running_loop(), asyncio.Queue(PUSHES_KEPT))
-                self._watches[task_id] = watch
+                watch = _Watch(asyncio.get_running_loop(), Pushes())
+                self._watches[job_token] = watch
             return watch.pushes
 
-    def unwatch(self, task_id: str) -> None:
+    def unwatch(self, job_token: str) -> None:
+        """Stop delivering pushes for ``job_token``; later ones (a task's last status after
+        its job finished by polling) are acknowledged and dropped, not refused."""
         with self._lock:
-            self._watches.pop(task_id, None)
+            if self._watches.pop(job_token, None) is not None:
+                self._done.add(job_token)
 
-    def is_watching(self, task_id: str) -> bool:
-        return task_id in self._watches
+    def is_watching(self, job_token: str) -> bool:
+        return job_token in self._watches
 
     # --- the app (the listener's own loop) -------------------------------------------------
 
@@ -140,16 +201,20 @@ class CallbackListener:
         if "challenge" in data:
             self.challenges_answered += 1
             return JSONResponse({"challenge": data["challenge"]})
-        task_id = data.get("task_id")
+        job = request.path_params["job"]
         with self._lock:
-            watch = self._watches.get(str(task_id)) if task_id is not None else None
+            watch = self._watches.get(job)
+            done = job in self._done
+        if done:
+            self.pushes_late += 1
+            return JSONResponse({"status": "ignored"})
         if watch is None:
             self.pushes_rejected += 1
-            log.debug("ignored a callback for unknown task %r", task_id)
-            return JSONResponse({"error": "unknown task"}, status_code=404)
+            log.debug("ignored a callback for a job not waited on (%r)", data.get("task_id"))
+            return JSONResponse({"error": "unknown job"}, status_code=404)
         self.pushes_accepted += 1
         try:
-            watch.loop.call_soon_threadsafe(_keep, watch.pushes, data)
+            watch.loop.call_soon_threadsafe(watch.pushes.put_nowait, data)
         except RuntimeError:  # the run's loop is closing
             return JSONResponse({"error": "not listening"}, status_code=503)
         return JSONResponse({"status": "ok"})
@@ -198,12 +263,6 @@ class CallbackListener:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
-
-
-def _keep(pushes: asyncio.Queue[dict[str, Any]], data: dict[str, Any]) -> None:
-    """Queue a push for its job (on the run's loop); a full queue drops it."""
-    with contextlib.suppress(asyncio.QueueFull):
-        pushes.put_nowait(data)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes:

@@ -38,12 +38,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from mmgen.api.responses import TERMINAL_STATUSES, normalize_status
+from mmgen.api.responses import TERMINAL_STATUSES, id_or_none, normalize_status
 from mmgen.errors import (
     AmbiguousSubmitError,
     CallbackCheckError,
@@ -52,10 +53,12 @@ from mmgen.errors import (
     InvalidRequestError,
     MmgenError,
     NotSentError,
+    OutDirFullError,
     StateError,
     is_account_error,
     is_transient,
 )
+from mmgen.run.listener import Pushes
 from mmgen.run.outcomes import EventSink, JobEvent, JobOutcome, RunResult
 from mmgen.state.files import publish
 from mmgen.state.planning import PlanItem, version_path
@@ -87,6 +90,13 @@ RETRIEVE_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 3
 #: Creates refused for the callback URL after which callbacks are no longer offered.
 CALLBACK_REFUSALS = 3
+#: How long a create whose answer was ambiguous waits for a push on its own callback path
+#: naming the task it created (then adopted, once a query confirms it), before it is left
+#: ``unknown``.
+ADOPT_SECONDS = 120.0
+#: Waits between the prompt retries of a query confirming a terminal push (then the poll
+#: interval takes over again).
+CONFIRM_WAITS = (0.25, 0.5, 1.0, 2.0, 4.0)
 #: Jobs that may be inside a create call at once. The client's connections bound the requests
 #: anyway; waiting here, a job holds a semaphore slot rather than a whole client call (retry
 #: state, frames): a few hundred bytes instead of kilobytes.
@@ -162,7 +172,9 @@ class Runner:
         self._slots = asyncio.Semaphore(max(1, config.concurrency))
         self._creating = asyncio.Semaphore(CREATES_IN_FLIGHT)
         self._stopped: str | None = None
-        self._waiting: set[asyncio.Queue[dict[str, Any]]] = set()  # pushes of waiting jobs
+        self._waiting: set[Pushes] = set()  # pushes of waiting jobs
+        # job name -> (token, pushes) of the callback path its create was given
+        self._callbacks: dict[str, tuple[str, Pushes]] = {}
         self._stop_event = asyncio.Event()
         self._offer_callbacks = listener is not None
         self._callback_refusals = 0
@@ -180,20 +192,32 @@ class Runner:
         async def one(index: int, item: PlanItem) -> None:
             outcomes[index] = await self._run_one(item)
 
+        failure: BaseException | None = None
         try:
             async with asyncio.TaskGroup() as group:
                 for index, item in enumerate(items):
                     group.create_task(one(index, item))
         except ExceptionGroup as errors:
-            # a record could not be written (disk full...): every job stops, the message shows
-            first = errors.subgroup(lambda e: isinstance(e, MmgenError))
-            if first is not None:
-                raise _first_leaf(first) from errors
+            # a record or a file could not be written (disk full, permissions): every job
+            # stops, and one message says why (what is recorded stays recorded)
+            failure = _one_error(errors)
+        except BaseException:  # interrupted: what was handed in is written first
+            await self._drain()  # a failed write is not hidden: it replaces the Ctrl-C
             raise
-        finally:
-            await self.store.drain()
+        try:
+            await self._drain()
+        except MmgenError as err:
+            failure = failure or err
+        if failure is not None:
+            raise failure
         done = [o for o in outcomes if o is not None]
         return RunResult(done, stopped=self._stopped, warnings=list(self._warnings))
+
+    async def _drain(self) -> None:
+        try:
+            await self.store.drain()
+        except OSError as err:
+            raise _state_error(err, self.store.out_dir) from err
 
     def stop(self, error: MmgenError) -> None:
         """Stop submitting: an error that every further create would repeat."""
@@ -201,8 +225,7 @@ class Runner:
             self._stopped = f"stopped submitting: {error.one_line()}"
             log.warning("%s", self._stopped)
             for pushes in self._waiting:
-                with contextlib.suppress(asyncio.QueueFull):  # a full queue wakes it anyway
-                    pushes.put_nowait({})  # wakes the job; it sees the run stopped
+                pushes.put_nowait({})  # wakes the job; it sees the run stopped
             self._stop_event.set()  # creates waiting for the limiter or a retry give up
 
     def _warn_once(self, message: str) -> None:
@@ -249,6 +272,14 @@ class Runner:
         message = f"not finished after {self.config.timeout:g} s; the next run resumes it"
         if current is not None and current.state == "submitted":
             current = await self.store.write(current.evolve(error=RecordError("timeout", message)))
+        elif current is not None and current.state == "submitting":  # an answer never came
+            message = (
+                f"no task id after {self.config.timeout:g} s (the create's answer was lost): "
+                "the task may exist; check, then --resubmit-unknown"
+            )
+            current = await self.store.write(
+                current.evolve(state="unknown", error=RecordError("ambiguous_submit", message))
+            )
         return JobOutcome(item.job.name, item.action, False, current, message)
 
     # --- one job ---------------------------------------------------------------------------
@@ -257,11 +288,19 @@ class Runner:
         record = item.record if item.action == "resume" else None
         fresh = record is None
         if record is None:
-            submitted = await self._submit(item)
+            try:
+                submitted = await self._submit(item)
+            except BaseException:
+                self._forget_callback(item.job.name)
+                raise
             if isinstance(submitted, JobOutcome):
+                self._forget_callback(item.job.name)
                 return submitted
             record = submitted
-        return await self._finish_work(item, record, fresh)
+        try:
+            return await self._finish_work(item, record, fresh)
+        finally:
+            self._forget_callback(item.job.name)
 
     async def _finish_work(self, item: PlanItem, record: Record, fresh: bool) -> JobOutcome:
         job = item.job
@@ -318,7 +357,10 @@ class Runner:
         body = dict(job.body)
         callback = self._offer_callbacks and self._own_callback(item)
         if callback and self.listener is not None:
-            body["callback_url"] = self.listener.callback_url
+            # this create's own path: its pushes name the job even before the answer is read
+            token = secrets.token_urlsafe(12)
+            self._callbacks[job.name] = (token, self.listener.watch(token))
+            body["callback_url"] = self.listener.url_for(token)
         pending = Record(
             job=job.name,
             spec=job.file,
@@ -348,6 +390,7 @@ class Runner:
                     raise
                 self._callback_refused(err)
                 body.pop("callback_url", None)
+                self._forget_callback(job.name)
                 self._polled.add(job.name)
                 async with self._creating:
                     task_id = await self._create(written, body, before_send)
@@ -363,6 +406,11 @@ class Runner:
                 return JobOutcome(job.name, item.action, False, kept, "not sent: the run stopped")
             return self._not_sent(item)
         except AmbiguousSubmitError as err:
+            adopted = await self._adopt(item, err) if written else None
+            if adopted is not None:
+                record = await self._record_task_id(written[0], adopted)
+                self._emit(JobEvent(job.name, item.action, "submitted", task_id=adopted))
+                return record
             unknown = await self.store.write(
                 written[0].evolve(state="unknown", error=record_error(err))
             )
@@ -379,9 +427,62 @@ class Runner:
                 written[0].evolve(state="failed", error=record_error(err), finished_at=utc_now())
             )
             return JobOutcome(job.name, item.action, False, failed, err.one_line())
-        record = await self.store.write(written[0].evolve(state="submitted", task_id=task_id))
+        record = await self._record_task_id(written[0], task_id)
         self._emit(JobEvent(job.name, item.action, "submitted", task_id=task_id))
         return record
+
+    async def _record_task_id(self, pending: Record, task_id: str) -> Record:
+        """Record the task a create made (and paid for); if that cannot be written, the error
+        names the task and the job, so the user can still find the video."""
+        try:
+            return await self.store.write(
+                pending.evolve(state="submitted", task_id=task_id, error=None)
+            )
+        except (OSError, StateError) as err:
+            reason = err.strerror if isinstance(err, OSError) else err.message
+            raise OutDirFullError(
+                f"job {pending.job}: MiniMax created task {task_id} (billed), but its id could "
+                f"not be recorded in {self.store.out_dir}: {reason}",
+                hint="keep this task id: the next run reports the job unknown; free the disk, "
+                "then query the task before --resubmit-unknown",
+            ) from err
+
+    async def _adopt(self, item: PlanItem, err: AmbiguousSubmitError) -> str | None:
+        """The task an ambiguous create made, learnt from a push on the create's own callback
+        path (confirmed by a query) within :data:`ADOPT_SECONDS`; None without callbacks, when
+        none came, or when the run stopped. Never sends the create again."""
+        entry = self._callbacks.get(item.job.name)
+        if entry is None:
+            return None
+        pushes = entry[1]
+        log.info("%s: %s; waiting for a push naming its task", item.job.name, err.one_line())
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + ADOPT_SECONDS
+        self._waiting.add(pushes)  # stop() wakes it
+        try:
+            while self._stopped is None and (left := deadline - loop.time()) > 0:
+                pushed = await _next_push(pushes, left)
+                task_id = id_or_none(pushed.get("task_id")) if pushed else None
+                if pushed is None or task_id is None:
+                    continue
+                try:
+                    status = await self._confirm(item, task_id)
+                except (_Lost, MmgenError) as failed:  # no such task (forged), or auth trouble
+                    log.info("%s: a push named task %s: %s", item.job.name, task_id, failed)
+                    continue
+                if status is None:
+                    continue
+                pushes.put_nowait(pushed)  # the wait that follows sees it again
+                log.info("%s: adopted task %s (its push and a query)", item.job.name, task_id)
+                return task_id
+            return None
+        finally:
+            self._waiting.discard(pushes)
+
+    def _forget_callback(self, job_name: str) -> None:
+        entry = self._callbacks.pop(job_name, None)
+        if entry is not None and self.listener is not None:
+            self.listener.unwatch(entry[0])
 
     def _callback_refused(self, err: CallbackCheckError) -> None:
         self._callback_refusals += 1
@@ -414,7 +515,7 @@ class Runner:
             with contextlib.suppress(Exception):  # the answer may never come: keep waiting short
                 task_id = await asyncio.wait_for(create, SUBMIT_GRACE_SECONDS)
             if task_id is not None:  # a failed write is not hidden: it replaces the Ctrl-C
-                await self.store.write(written[0].evolve(state="submitted", task_id=task_id))
+                await self._record_task_id(written[0], task_id)
             create.cancel()
             raise
 
@@ -429,10 +530,9 @@ class Runner:
         None when the run stopped meanwhile."""
         task_id = record.task_id
         assert task_id is not None
-        watched = self.listener is not None and self._offer_callbacks and self._own_callback(item)
-        pushes: asyncio.Queue[dict[str, Any]] = (
-            self.listener.watch(task_id) if watched and self.listener else asyncio.Queue()
-        )
+        entry = self._callbacks.get(item.job.name) if fresh else None
+        watched = entry is not None
+        pushes: Pushes = entry[1] if entry else Pushes()
         # a resumed task's callback_url was an earlier run's listener: poll it, whatever --wait
         polling = self.config.wait != "callback" or not watched or not fresh
         interval = self.config.poll_interval
@@ -447,6 +547,8 @@ class Runner:
                 if self._stopped is not None:
                     return None
                 pushed = await _next_push(pushes, interval if polling else None)
+                if pushed is not None and id_or_none(pushed.get("task_id")) != task_id:
+                    continue  # another task's, forged, or stop()'s wake-up
                 if pushed is not None:
                     pushed_status = normalize_status(str(pushed.get("status", "")))
                     self._emit(
@@ -455,7 +557,7 @@ class Runner:
                     if pushed_status not in TERMINAL_STATUSES:
                         continue
                     # a push is a hint, never the truth: confirm with the query endpoint
-                    status = await self._poll(item, task_id)
+                    status = await self._confirm(item, task_id)
                     if status is not None and not status.terminal:
                         log.info("task %s: ignored an unconfirmed %r push", task_id, pushed_status)
                     continue
@@ -464,8 +566,17 @@ class Runner:
             return status
         finally:
             self._waiting.discard(pushes)
-            if watched and self.listener is not None:
-                self.listener.unwatch(task_id)
+
+    async def _confirm(self, item: PlanItem, task_id: str) -> TaskStatus | None:
+        """The query confirming a push, retried promptly (:data:`CONFIRM_WAITS`) when MiniMax
+        could not be asked: a job whose task ended does not wait for the next poll."""
+        status = await self._poll(item, task_id)
+        for pause in CONFIRM_WAITS:
+            if status is not None or self._stopped is not None:
+                break
+            await asyncio.sleep(pause)
+            status = await self._poll(item, task_id)
+        return status
 
     async def _poll(self, item: PlanItem, task_id: str) -> TaskStatus | None:
         """The task's status, or None when MiniMax could not be asked right now (a transient
@@ -565,15 +676,36 @@ class Runner:
         return JobOutcome(job.name, "skip", True, record, message)
 
 
-async def _next_push(
-    pushes: asyncio.Queue[dict[str, Any]], timeout: float | None
-) -> dict[str, Any] | None:
+async def _next_push(pushes: Pushes, timeout: float | None) -> dict[str, Any] | None:
     """The next push; None after ``timeout`` seconds (no task made per wait)."""
     try:
         async with asyncio.timeout(timeout):
             return await pushes.get()
     except TimeoutError:
         return None
+
+
+def _one_error(errors: ExceptionGroup[Exception]) -> BaseException:
+    """The error a run that failed as a whole reports: the first of mmgen's errors, else the
+    first OSError as a :class:`StateError` of one line; anything else stays as it was."""
+    ours = errors.subgroup(lambda e: isinstance(e, MmgenError))
+    if ours is not None:
+        return _first_leaf(ours)
+    disk = errors.subgroup(lambda e: isinstance(e, OSError))
+    if disk is not None:
+        first = _first_leaf(disk)
+        assert isinstance(first, OSError)
+        return _state_error(first, None)
+    return errors
+
+
+def _state_error(err: Exception, out_dir: Path | None) -> Exception:
+    if not isinstance(err, OSError):
+        return err
+    where = err.filename or out_dir or "the out dir"
+    error = OutDirFullError(f"cannot write {where}: {err.strerror or err}")
+    error.__cause__ = err
+    return error
 
 
 def _first_leaf(group: BaseExceptionGroup[Any]) -> BaseException:

@@ -33,7 +33,7 @@ import httpx
 import respx
 from starlette.types import ASGIApp
 
-from mmgen.api.client import DEFAULT_BASE_URL
+from mmgen import DEFAULT_BASE_URL
 from mmgen.serving import LOOPBACK_HOSTS
 from mock_server.callbacks import USER_AGENT
 from mock_server.testing.harness import MinimaxMock
