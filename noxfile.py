@@ -46,6 +46,9 @@ BENCHMARKS = [
     ("bench/inflight.py", ["--jobs", "1000", "--generation-seconds", "10"]),
     ("bench/download.py", ["--megabytes", "256", "--repeat", "1"]),
     ("bench/soak.py", ["--jobs", "100", "--kills", "5"]),
+    ("bench/soak.py", ["--jobs", "100", "--kills", "5", "--store"]),
+    ("bench/plan.py", ["--jobs", "2000"]),
+    ("bench/upload.py", ["--megabytes", "256"]),
     ("bench/bench_mock.py", []),
     ("bench/bench_validate.py", []),
 ]

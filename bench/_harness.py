@@ -269,7 +269,7 @@ def mmgen_command(*args: str) -> list[str]:
 
 def run_mmgen(
     spec: Path,
-    out: Path,
+    out: Path | str,
     base_url: str,
     *,
     concurrency: int,
@@ -295,7 +295,7 @@ def run_mmgen(
     return run_child(args, stderr_path=stderr_path, cap=cap, env=child_env(MINIMAX_API_KEY=API_KEY))
 
 
-def status_records(out: Path, *, all_versions: bool = False) -> list[dict[str, Any]]:
+def status_records(out: Path | str, *, all_versions: bool = False) -> list[dict[str, Any]]:
     """The out dir's outcome records, as ``mmgen status --format json`` gives them."""
     args = mmgen_command("status", "--format", "json", "--out", str(out))
     if all_versions:

@@ -27,6 +27,7 @@ printed ``--seed``). ``tests/test_run_soak.py`` runs a smaller size in CI.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import os
 import random
@@ -36,7 +37,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +57,8 @@ from _harness import (
     workdir,
     write_jobs,
 )
+
+from mmgen.state.store import open_store
 
 #: Every fault kind of tests/test_run_e2e.py's chaos test (at lower odds: a soak makes
 #: thousands of requests), plus creates answered by a gateway's 5xx page or a dropped
@@ -152,13 +155,6 @@ def served_sha256(http: httpx.Client, file_id: str, attempts: int = 60) -> tuple
     raise RuntimeError(f"could not download file {file_id} from the mock: {last}")
 
 
-def file_sha256(path: Path) -> str | None:
-    try:
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    except FileNotFoundError:
-        return None
-
-
 def run_soak(
     tmp: Path,
     *,
@@ -171,6 +167,7 @@ def run_soak(
     final_cap: float = 300.0,
     final_rounds: int = 8,
     log: Callable[[str], None] = print,
+    store: str | None = None,
 ) -> SoakResult:
     """The whole soak in ``tmp``; returns its findings (raises only when it cannot run)."""
     started = time.perf_counter()
@@ -185,7 +182,7 @@ def run_soak(
     prompts = [prompt_of(n) for n in range(jobs)]
     names = [f"job{n:05d}" for n in range(jobs)]
     spec = write_jobs(tmp / "jobs.yaml", prompts, names=names)
-    out = tmp / "out"
+    out: Path | str = store or tmp / "out"
     listen = [f"127.0.0.1:{free_port()}"]
 
     def common() -> list[str]:
@@ -272,7 +269,7 @@ def check(
     tasks: list[dict[str, Any]],
     names: list[str],
     prompts: list[str],
-    out: Path,
+    out: Path | str,
     base_url: str,
 ) -> None:
     """Fill in the verdict: duplicates, lost outcomes, sha256 mismatches."""
@@ -308,7 +305,7 @@ def check(
                 f"is not one of its tasks {sorted(own)}"
             )
             continue
-        on_disk = file_sha256(out / record["video"])
+        on_disk = open_store(out).sha256(record["video"])
         if on_disk != record["sha256"]:
             result.mismatched.append(
                 f"{name}: {record['video']} has sha256 {on_disk}, "
@@ -330,6 +327,34 @@ def check(
                 )
 
 
+@contextlib.contextmanager
+def moto_bucket() -> Iterator[str]:
+    """A bucket of moto's S3 server on loopback; the AWS environment of the children points at
+    it. Yields ``s3://bucket/soak``."""
+    import logging
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        os.environ.update(
+            AWS_ENDPOINT_URL=f"http://{host}:{port}",
+            AWS_ACCESS_KEY_ID="soak",
+            AWS_SECRET_ACCESS_KEY="soak-secret",
+            AWS_REGION="us-east-1",
+        )
+        boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"]).create_bucket(
+            Bucket="mmgen-soak"
+        )
+        yield "s3://mmgen-soak/soak"
+    finally:
+        server.stop()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=500)
@@ -345,6 +370,11 @@ def main() -> None:
         help="the 5xx of the chaos profile (a create answered so still made its task): one "
         "soak per status, comma-separated",
     )
+    parser.add_argument(
+        "--store",
+        action="store_true",
+        help="the out dir in a bucket of moto's S3 server on loopback (started here)",
+    )
     args = parser.parse_args()
     install_sigterm_exit()
     statuses = [int(s) for s in args.statuses.split(",") if s.strip()]
@@ -355,8 +385,10 @@ def main() -> None:
             f"soak: {args.jobs} jobs under chaos (5xx: {status}, the task made), "
             f"{args.kills} SIGKILLs, seed {args.seed}, concurrency {args.concurrency}, "
             f"generation {args.generation_seconds:g} s"
+            + (", out dir in a bucket" if args.store else "")
         )
-        with workdir("mmgen-bench-soak-", args.keep) as tmp:
+        with workdir("mmgen-bench-soak-", args.keep) as tmp, contextlib.ExitStack() as stack:
+            store = stack.enter_context(moto_bucket()) if args.store else None
             result = run_soak(
                 tmp,
                 jobs=args.jobs,
@@ -367,6 +399,7 @@ def main() -> None:
                 status=status,
                 final_cap=args.cap,
                 log=lambda line: print(line, flush=True),
+                store=store,
             )
         for problem in result.duplicates + result.lost + result.mismatched:
             print(f"problem: {problem}")
@@ -384,6 +417,7 @@ def main() -> None:
             "bench": "soak",
             "seed": args.seed,
             "kills": args.kills,
+            "store": args.store,
             "duplicates": sum(r["duplicates"] for r in results.values()),
             "lost": sum(r["lost"] for r in results.values()),
             "sha256_mismatches": sum(r["sha256_mismatches"] for r in results.values()),

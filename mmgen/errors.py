@@ -11,7 +11,8 @@ command line maps it to and gives a one-line message that says what to do about 
     ├── SpecError                   one or more job-file problems (``problems``: list of Problem)
     ├── StateError                  the out dir / outcome records cannot be used
     │   ├── LockedError             another runner holds the out dir's lock       (exit 75)
-    │   └── OutDirFullError         the out dir cannot take what a run writes     (exit 1)
+    │   ├── OutDirFullError         the out dir cannot take what a run writes     (exit 1)
+    │   └── ClaimedError            another run claimed this job version          (exit 75)
     ├── ApiError                    MiniMax answered with a non-zero base_resp code  (exit 1)
     │   ├── AuthError               1004, 2049: the key is wrong or not allowed
     │   ├── BalanceError            1008: insufficient balance
@@ -28,8 +29,8 @@ command line maps it to and gives a one-line message that says what to do about 
     └── DownloadError               the video could not be fetched or was incomplete (exit 1)
 
 Exit codes: 0 success, 1 a job (or the API) failed, 2 bad input or usage (nothing was done),
-3 work pending (``plan --detailed-exitcode`` only), 75 the out dir is in use by another run
-(nothing was done; try again later: sysexits' EX_TEMPFAIL), 130 interrupted.
+3 work pending (``plan --detailed-exitcode`` only), 75 another run holds the out dir or some
+of its jobs (those were left to it; try again later: sysexits' EX_TEMPFAIL), 130 interrupted.
 
 A job's failure is data (a record's ``error``), not an exception that ends the run; the run
 itself stops early only on an *account-level* error (:func:`is_account_error`: a wrong key, an
@@ -117,6 +118,23 @@ class OutDirFullError(StateError):
     the run stops; what was recorded stays recorded."""
 
     exit_code = EXIT_FAILED
+
+
+class ClaimedError(StateError):
+    """Another run claimed this job version before its create (:mod:`mmgen.state.claims`):
+    this run does not create it. ``task_id`` is the holder's task, when it has one."""
+
+    exit_code = EXIT_LOCKED
+
+    def __init__(self, job: str, holder: str, task_id: str | None = None) -> None:
+        what = f"task {task_id}" if task_id else "no task id yet"
+        super().__init__(
+            f"{job}: claimed by {holder} ({what}); left to that run",
+            hint=f"if that run is gone, `mmgen unlock {job}` clears the claim",
+        )
+        self.job = job
+        self.holder = holder
+        self.task_id = task_id
 
 
 # --- talking to MiniMax ---------------------------------------------------------------------

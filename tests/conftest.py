@@ -107,3 +107,44 @@ async def client(router: Any, sleeps: Sleeps) -> AsyncIterator[MiniMaxClient]:
         MiniMaxClient(KEY, BASE, http=http, retry=policy(), sleep=sleeps) as c,
     ):
         yield c
+
+
+# --- a real S3-compatible server on loopback (moto's server mode) ---------------------------
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    """moto's S3 server on 127.0.0.1 (a free port) for the whole session."""
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+#: Credentials the object-store tests use (moto accepts any); the secret must never be shown.
+S3_SECRET = "s3-test-secret-Zq8vX1"
+
+
+@pytest.fixture
+def bucket(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh, empty bucket; the standard AWS environment points at moto. Returns
+    ``s3://<bucket>/team`` (an out dir under a prefix)."""
+    import uuid
+
+    import boto3
+
+    env = {
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": "test-access-key",
+        "AWS_SECRET_ACCESS_KEY": S3_SECRET,
+        "AWS_REGION": "us-east-1",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    name = f"mmgen-{uuid.uuid4().hex[:12]}"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=name)
+    return f"s3://{name}/team"

@@ -129,7 +129,7 @@ def test_workflow_has_the_jobs_it_claims(project: Path) -> None:
     # the exact version, by the distribution's name: PyPI's `mmgen` is OpenMMLab's MMGeneration
     assert workflow["env"]["MMGEN_INSTALL"] == f"mmgen-minimax=={__version__}"
     jobs = workflow["jobs"]
-    assert set(jobs) == {"validate", "plan", "run"}
+    assert set(jobs) == {"validate", "plan", "run", "preview"}
 
     assert "mmgen validate specs/ --format github" in _runs(jobs["validate"])
 
@@ -148,6 +148,15 @@ def test_workflow_has_the_jobs_it_claims(project: Path) -> None:
     assert "actions/upload-artifact@v4" in uses and "actions/cache/restore@v4" in uses
     for step in _steps(job)[-3:]:  # records, cache, artifact: kept even when a job failed
         assert step["if"] == "always()"
+
+    # opt-in previews: a labelled pull request, the team's store, a small spending guard
+    preview = jobs["preview"]
+    assert "mmgen-preview" in preview["if"] and "vars.MMGEN_STORE" in preview["if"]
+    assert preview["env"]["MMGEN_OUT"] == "${{ vars.MMGEN_STORE }}"
+    assert int(preview["env"]["MMGEN_MAX_TASKS"]) > 0
+    assert 'mmgen run specs/ --preview --out "$MMGEN_OUT"' in _runs(preview)
+    assert "gh pr comment" in _runs(preview)
+    assert "labeled" in triggers["pull_request"]["types"]
 
 
 def test_pre_commit_config_runs_mmgen_validate(project: Path) -> None:

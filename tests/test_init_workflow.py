@@ -84,7 +84,7 @@ def test_every_mmgen_command_line_parses_against_the_cli(project: Path) -> None:
                 except click.UsageError as err:
                     pytest.fail(f"`mmgen {shlex.join(args)}` in {WORKFLOW_FILE}: {err}")
                 checked.append(name)
-    assert sorted(checked) == ["plan", "run", "validate"]
+    assert sorted(checked) == ["plan", "run", "run", "validate"]  # run: main's, preview's
 
 
 def test_every_script_is_valid_bash(project: Path) -> None:
@@ -121,7 +121,12 @@ def test_the_api_key_reaches_only_the_step_that_calls_minimax(project: Path) -> 
             if "MINIMAX_API_KEY" in str(step):
                 holders.append((name, step["run"], step["env"]["MINIMAX_API_KEY"]))
     assert holders == [
-        ("run", 'mmgen run specs/ --out "$MMGEN_OUT"', "${{ secrets.MINIMAX_API_KEY }}")
+        ("run", 'mmgen run specs/ --out "$MMGEN_OUT"', "${{ secrets.MINIMAX_API_KEY }}"),
+        (
+            "preview",
+            'mmgen run specs/ --preview --out "$MMGEN_OUT" --format json > preview.json',
+            "${{ secrets.MINIMAX_API_KEY }}",
+        ),
     ]
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mmgen.errors import LockedError, StateError
+from mmgen.errors import StateError
 from mmgen.state.records import JOURNAL, Record, RecordError, RecordStore
 
 
@@ -73,23 +73,26 @@ def _hold_lock(out: str, ready, release) -> None:
         release.wait(10)
 
 
-def test_second_writer_is_locked_out(tmp_path: Path) -> None:
+def test_a_second_writer_shares_the_out_dir_and_leaves_its_upkeep_alone(tmp_path: Path) -> None:
+    """Runners share a folder (claims keep them off each other's jobs): the second one may
+    write, but is not ``alone``, so it never cuts or compacts the journal under the first."""
     ctx = multiprocessing.get_context("spawn")
     ready, release = ctx.Event(), ctx.Event()
     holder = ctx.Process(target=_hold_lock, args=(str(tmp_path), ready, release))
     holder.start()
     try:
         assert ready.wait(20)
-        with (
-            pytest.raises(LockedError, match="another mmgen process"),
-            RecordStore(tmp_path).lock(),
-        ):
-            pass
+        second = RecordStore(tmp_path)
+        with second.lock():
+            assert not second.alone
+            second.put(make("second"))
     finally:
         release.set()
         holder.join(10)
-    with RecordStore(tmp_path).lock():  # free again once the holder is gone
-        pass
+    alone = RecordStore(tmp_path)
+    with alone.lock():  # alone again once the holder is gone
+        assert alone.alone
+    assert alone.get("second", "h1") is not None
 
 
 def _append_forever(out: str, ready) -> None:

@@ -95,3 +95,31 @@ def test_soak_check_catches_a_duplicate_a_loss_and_a_wrong_sha(
     allowed.resubmitted["a"] = 1
     soak.check(allowed, records, tasks, names, prompts, tmp_path, "http://127.0.0.1:9")
     assert allowed.duplicates == []
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_sigkilled_runs_on_a_bucket_lose_nothing_and_pay_nothing_twice(
+    soak: ModuleType, tmp_path: Path, bucket: str
+) -> None:
+    """The same soak with the out dir in an S3 bucket (moto on loopback), smaller."""
+    lines: list[str] = []
+    jobs = 40
+    result = soak.run_soak(
+        tmp_path,
+        jobs=jobs,
+        kills=4,
+        seed=9,
+        concurrency=20,
+        generation_seconds=1.0,
+        final_cap=240,
+        log=lines.append,
+        store=bucket,
+    )
+    report = "\n".join([*lines, str(result.to_json())])
+    assert result.kills_landed >= 1, report
+    assert result.duplicates == [], report
+    assert result.lost == [], report
+    assert result.mismatched == [], report
+    assert result.states == {"success": jobs}, report
+    assert result.tasks_created <= jobs + sum(result.resubmitted.values()), report

@@ -12,7 +12,7 @@ Each command parses its options, builds the parts, calls the core and maps
 prints, except the renderers of :mod:`mmgen.report`.
 """
 
-from mmgen.cli import jobs, mock, run  # noqa: F401  (each registers its commands on main)
+from mmgen.cli import jobs, mock, run, store  # noqa: F401  (each registers its commands on main)
 from mmgen.cli.app import main
 
 __all__ = ["main"]

@@ -89,15 +89,24 @@ def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
 
 OUT_OPTION = click.option(
     "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("mmgen-out"),
+    "out",
+    envvar="MMGEN_OUT",
+    default="mmgen-out",
     show_default=True,
-    help="Folder of the videos and the outcome records.",
+    metavar="DIR|URL",
+    help="Where the videos and the outcome records are: a folder, or an object store "
+    "(s3://bucket/prefix, gs://..., az://...; credentials and endpoint from the cloud's "
+    "standard environment, e.g. AWS_ENDPOINT_URL). Env MMGEN_OUT.",
 )
 PATHS_ARGUMENT = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 REPLACE_OPTION = click.option(
     "--replace", multiple=True, metavar="NAME", help="Regenerate job NAME (repeatable)."
+)
+VERIFY_OPTION = click.option(
+    "--verify",
+    is_flag=True,
+    help="Hash every finished video again instead of trusting its recorded fingerprint "
+    "(size and mtime in a folder; size in an object store).",
 )
 RESUBMIT_OPTION = click.option(
     "--resubmit-unknown",

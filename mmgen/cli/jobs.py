@@ -16,6 +16,7 @@ from mmgen.cli.app import (
     PATHS_ARGUMENT,
     REPLACE_OPTION,
     RESUBMIT_OPTION,
+    VERIFY_OPTION,
     Settings,
     format_option,
     handle_errors,
@@ -122,6 +123,7 @@ def validate_command(
 )
 @REPLACE_OPTION
 @RESUBMIT_OPTION
+@VERIFY_OPTION
 @format_option(
     {
         "text": "a table",
@@ -144,11 +146,12 @@ def validate_command(
 @handle_errors
 def plan_command(
     paths: tuple[Path, ...],
-    out_dir: Path,
+    out: str,
     base_url: str,
     mock: bool,
     replace: tuple[str, ...],
     resubmit_unknown: bool,
+    verify: bool,
     fmt: str,
     detailed_exitcode: bool,
     prices_file: Path | None,
@@ -164,18 +167,22 @@ def plan_command(
     from mmgen.jobfile.spec import load_jobs
     from mmgen.report import render_plan
     from mmgen.report.plans import RepoLinks
+    from mmgen.state.outdir import reading_ahead
     from mmgen.state.planning import plan
     from mmgen.state.pricing import load_prices, plan_exit_code
-    from mmgen.state.records import MOCK_API, RecordStore, api_identity
+    from mmgen.state.records import MOCK_API, api_identity
 
     prices = load_prices(prices_file) if fmt != "json" or prices_file else None
-    jobs = load_jobs(list(paths), models=models_file)
-    check_replace(replace, [job.name for job in jobs])
+    with reading_ahead(out, verify=verify) as opened:  # read while the job files load
+        jobs = load_jobs(list(paths), models=models_file)
+        check_replace(replace, [job.name for job in jobs])
+        out_dir, videos = opened()
     items = plan(
         jobs,
-        RecordStore(out_dir),
+        out_dir.records,
         replace=set(replace),
         resubmit_unknown=resubmit_unknown,
+        videos=videos,
         api=MOCK_API if mock else api_identity(base_url),
     )
     links = RepoLinks.from_github(os.environ, Path.cwd())
@@ -203,20 +210,21 @@ def check_replace(replace: tuple[str, ...], names: list[str]) -> None:
     "--all", "show_all", is_flag=True, help="Every version of every job, not only the current."
 )
 @handle_errors
-def status_command(out_dir: Path, fmt: str, show_all: bool) -> None:
+def status_command(out: str, fmt: str, show_all: bool) -> None:
     """Show the outcome records of an out dir: the current version of each job (--all: every
     version, the current one marked; JSON: `current: true`). Exit 2 when the out dir has no
     records."""
     from mmgen.report import render_records
-    from mmgen.state.records import JOURNAL, RecordStore
+    from mmgen.state.outdir import open_out
 
-    if not (out_dir / JOURNAL).is_file():
+    out_dir = open_out(out)
+    if not out_dir.has_records():
         raise UsageError(
-            f"no outcome records in {out_dir}",
+            f"no outcome records in {out}",
             hint="give the --out of an earlier `mmgen run` (default mmgen-out; "
             "with --mock, mmgen-mock-out)",
         )
-    store = RecordStore(out_dir)
+    store = out_dir.records
     every = show_all or fmt == "html"  # the gallery shows each job's version history
     current = store.current()
     chosen = {record.key for record in current}

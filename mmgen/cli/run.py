@@ -21,6 +21,7 @@ from mmgen.cli.app import (
     PATHS_ARGUMENT,
     REPLACE_OPTION,
     RESUBMIT_OPTION,
+    VERIFY_OPTION,
     BaseUrl,
     HostPort,
     Seconds,
@@ -36,6 +37,7 @@ from mmgen.errors import UsageError
 
 if TYPE_CHECKING:
     from mmgen.run.execute import Target
+    from mmgen.state.outdir import OutDir
 
 T = TypeVar("T")
 
@@ -108,6 +110,13 @@ MOCK_API_KEY = "mmgen-mock-key"
 )
 @RESUBMIT_OPTION
 @REPLACE_OPTION
+@VERIFY_OPTION
+@click.option(
+    "--preview",
+    is_flag=True,
+    help="Generate new and changed versions without making them current (no NAME.mp4; "
+    "for pull requests); a later run adopts them without paying again.",
+)
 @click.option(
     "--max-tasks",
     type=click.IntRange(min=0),
@@ -125,7 +134,7 @@ def run_command(
     mock_config_file: Path | None,
     models_file: Path | None,
     base_url: str,
-    out_dir: Path,
+    out: str,
     concurrency: int,
     rpm: int | None,
     wait: str,
@@ -135,6 +144,8 @@ def run_command(
     timeout: float,
     resubmit_unknown: bool,
     replace: tuple[str, ...],
+    verify: bool,
+    preview: bool,
     max_tasks: int | None,
     fmt: str,
 ) -> None:
@@ -142,23 +153,26 @@ def run_command(
 
     A reconcile: jobs already done are skipped, jobs in flight are re-attached, nothing is
     paid for twice. Exit 0 when every job succeeded, 1 when any failed, 2 for bad input,
-    75 when another run holds the out dir, 130 when interrupted (the next run resumes).
+    75 when jobs were left to another run that claimed them first (and nothing failed),
+    130 when interrupted (the next run resumes).
     """
     from mmgen.jobfile.spec import load_jobs
-    from mmgen.report import RunProgress, render_outcomes, write_gallery
+    from mmgen.report import RunProgress, render_outcomes
     from mmgen.run.execute import RunSettings, Target, execute
     from mmgen.run.runner import RunConfig
-    from mmgen.state.records import MOCK_API, RecordStore, api_identity
+    from mmgen.state.outdir import open_out
+    from mmgen.state.records import MOCK_API, api_identity
+    from mmgen.state.store import is_object_url
 
     settings: Settings = ctx.obj
     if mock_config_file is not None and not mock:
         raise UsageError("--mock-config needs --mock")
     jobs = load_jobs(list(paths), models=models_file)
     check_replace(replace, [job.name for job in jobs])
-    if mock and ctx.get_parameter_source("out_dir") == ParameterSource.DEFAULT:
+    if mock and ctx.get_parameter_source("out") == ParameterSource.DEFAULT:
         from mmgen.project.rehearsal import rehearsal_out_dir
 
-        out_dir = rehearsal_out_dir()
+        out = str(rehearsal_out_dir())
     poll = poll_interval or (1.0 if mock else 10.0)
     from_flag = ctx.get_parameter_source("base_url") == ParameterSource.COMMANDLINE
     target = Target(
@@ -168,7 +182,7 @@ def run_command(
     )
     run_settings = RunSettings(
         config=RunConfig(
-            out_dir=out_dir,
+            out_dir=Path(out),  # an object store's: a staging folder, chosen by the run
             concurrency=concurrency,
             wait=wait,  # type: ignore[arg-type]
             poll_interval=poll,
@@ -183,11 +197,15 @@ def run_command(
         replace=frozenset(replace),
         resubmit_unknown=resubmit_unknown,
         max_tasks=max_tasks,  # the spending guard, checked under the out dir's lock
+        out=out,
+        verify=verify,
+        preview=preview,
     )
     progress = RunProgress(console(stderr=True), quiet=settings.verbosity < 0)
     with contextlib.ExitStack() as stack:
         if mock:  # the rehearsal mock, its tasks kept in OUT/.mock/ so a resumed run finds them
-            target = stack.enter_context(rehearsal_mock(mock_config_file, out_dir))
+            state = None if is_object_url(out) else Path(out) / ".mock"
+            target = stack.enter_context(rehearsal_mock(mock_config_file, state))
         with progress, run_process_settings(), asyncio.Runner() as runner:
             result = runner.run(
                 stopped_by_sigterm(execute(jobs, target, run_settings, on_event=progress.on_event))
@@ -196,15 +214,29 @@ def run_command(
         click.echo(f"mmgen: warning: {warning}", err=True)
     if result.stopped:
         click.echo(f"mmgen: error: {result.stopped}", err=True)
-    store = RecordStore(out_dir)
+    out_dir = open_out(out)
     gallery = None
-    if store.records():
+    if out_dir.records.records():
         prompts = {job.name: str(job.body.get("prompt", "")) for job in jobs}
-        gallery = write_gallery(out_dir, store.records(), prompts)
+        gallery = save_gallery(out_dir, prompts)
     show(render_outcomes(result, fmt))
     if gallery is not None and settings.verbosity >= 0:  # stderr: stdout may be the JSON list
-        click.echo(f"mmgen: videos and records in {out_dir}/, gallery {gallery}", err=True)
+        where = out.rstrip("/")
+        click.echo(f"mmgen: videos and records in {where}/, gallery {gallery}", err=True)
     sys.exit(result.exit_code)
+
+
+def save_gallery(out: OutDir, prompts: dict[str, str]) -> str:
+    """Write the gallery page into the out dir: ``index.html`` beside the videos (its links
+    are relative, so a bucket or a static site serves it as it is); returns where it is."""
+    from mmgen.report.gallery import gallery_parts, write_gallery
+    from mmgen.state.store import LocalStore
+
+    records = out.records.records()
+    if isinstance(out.store, LocalStore):
+        return str(write_gallery(out.store.root, records, prompts))
+    out.store.put("index.html", "".join(gallery_parts(records, prompts)).encode("utf-8"))
+    return f"{out.store.url}/index.html"
 
 
 #: The interpreter's thread switch interval while ``mmgen run`` runs (Python's default: 5 ms).
@@ -246,7 +278,7 @@ async def stopped_by_sigterm(work: Coroutine[Any, Any, T]) -> T:
 
 
 @contextlib.contextmanager
-def rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
+def rehearsal_mock(config_file: Path | None, state_dir: Path | None) -> Iterator[Target]:
     """Serve the bundled mock on loopback for ``run --mock`` (its own thread), persisting its
     tasks in ``OUT/.mock/`` so an interrupted rehearsal resumes like a real run."""
     from mmgen.run.execute import Target
@@ -255,6 +287,6 @@ def rehearsal_mock(config_file: Path | None, out_dir: Path) -> Iterator[Target]:
 
     config = command_line_config(config_file)
     if config.state_dir is None:
-        config.state_dir = out_dir / ".mock"
+        config.state_dir = state_dir
     with MockServers(config) as mock:  # the API origin and, like MiniMax, a separate CDN one
         yield Target(base_url=mock.url, api_key=MOCK_API_KEY, base_url_source="--mock")

@@ -96,6 +96,8 @@ def render_outcomes(result: RunResult, fmt: str) -> RenderableType:
         record = outcome.record
         if outcome.ok:
             verdict = ("ok", "green")
+        elif outcome.action == "claimed":
+            verdict = ("left to another run", "magenta")
         elif record is not None and record.state == "unknown":
             verdict = ("unknown", "red")
         else:

@@ -49,6 +49,7 @@ ACTION_STYLES = {
     "resume": "cyan",
     "skip": "dim",
     "unknown": "red",
+    "claimed": "magenta",
 }
 
 #: How the summary line names each action's count.
@@ -58,6 +59,7 @@ _SUMMARY_WORDS = {
     "resume": "to resume",
     "skip": "skipped (done)",
     "unknown": "unknown",
+    "claimed": "claimed by another run",
 }
 
 

@@ -1,5 +1,11 @@
-"""A whole ``mmgen run``: lock the out dir, tidy what a killed run left, plan, build the client
-and the callback listener, run the plan (:class:`mmgen.run.runner.Runner`), drain the records.
+"""A whole ``mmgen run``: open the out dir (a folder or an object store) for writing, tidy what a
+killed run left, plan, meet the claims of other runs, build the client and the callback
+listener, run the plan (:class:`mmgen.run.runner.Runner`), drain the records.
+
+Claims (:mod:`mmgen.state.claims`) are taken by the record store right before each create;
+here, before the run, a job another run has claimed is followed (its task id is known: resume
+it, no create) or left to that run (no task id yet: outcome ``claimed``, exit 75 when nothing
+else failed). A claim without a task id whose runner is gone is ``unknown``.
 
 The target is any MiniMax-compatible base URL: the real API, or a mock that the command line
 started (the core never imports the mock).
@@ -12,19 +18,32 @@ import contextlib
 import os
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 
 from mmgen.errors import OutDirFullError, UsageError
-from mmgen.run.outcomes import EventSink, RunResult
+from mmgen.run.outcomes import EventSink, JobOutcome, RunResult
 from mmgen.run.runner import RunConfig, Runner
 from mmgen.serving import LOOPBACK_HOSTS
-from mmgen.state.planning import plan, refuse_rehearsal_over_real_records
+from mmgen.state.claims import LIVE_RUNS, Claim, Claims, RunIdentity
+from mmgen.state.outdir import OutDir, open_out
+from mmgen.state.planning import (
+    PlanItem,
+    plan,
+    refuse_rehearsal_over_real_records,
+    version_path,
+)
 from mmgen.state.pricing import enforce_max_tasks
-from mmgen.state.records import Record, RecordError, RecordStore, refuse_nested_out_dirs
+from mmgen.state.records import (
+    DEFAULT_API,
+    Record,
+    RecordError,
+    RecordStore,
+    refuse_nested_out_dirs,
+)
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -53,6 +72,12 @@ class RunSettings:
     resubmit_unknown: bool = False
     #: Refuse the run when it would create more tasks than this (the spending guard).
     max_tasks: int | None = None
+    #: ``--out`` as given: a folder or an object-store URL (None: ``config.out_dir``).
+    out: str | None = None
+    #: Hash every finished video again rather than trusting fingerprints.
+    verify: bool = False
+    #: ``--preview``: generate new and changed versions without making them current.
+    preview: bool = False
 
 
 def callbacks_reachable(target: Target, settings: RunSettings) -> bool:
@@ -109,38 +134,107 @@ def check_room(out_dir: Path) -> None:
         )
 
 
-def mark_interrupted_submits(store: RecordStore) -> list[Record]:
+def mark_interrupted_submits(store: RecordStore, claims: Claims | None = None) -> list[Record]:
     """Records left in "submitting" by a run that died before it got a task id become
-    "unknown": the task may or may not exist, and only the user may decide to pay again."""
+    "unknown": the task may or may not exist, and only the user may decide to pay again.
+    With ``claims``, a record whose claim's runner may still be alive is left alone."""
     changed = []
+    held = claims.keys() if claims is not None else set()
     for record in store.records():
-        if record.state == "submitting":
-            changed.append(
-                store.put(
-                    record.evolve(
-                        state="unknown",
-                        error=RecordError(
-                            "interrupted",
-                            "the run stopped after the create request left and before a task "
-                            "id came back: the task may exist",
-                        ),
-                    )
+        if record.state != "submitting":
+            continue
+        if claims is not None and record.key in held:
+            claim = claims.read(record.job, record.spec_hash)
+            if claim is not None and not claims.is_dead(claim):
+                continue
+        changed.append(
+            store.put(
+                record.evolve(
+                    state="unknown",
+                    error=RecordError(
+                        "interrupted",
+                        "the run stopped after the create request left and before a task "
+                        "id came back: the task may exist",
+                    ),
                 )
             )
+        )
     return changed
 
 
-def remove_partial_downloads(out_dir: Path) -> list[Path]:
-    """Delete the temp files of downloads a killed run left behind (``.NAME.*.part``).
+def meet_claims(
+    items: list[PlanItem],
+    store: RecordStore,
+    claims: Claims,
+    *,
+    resubmit_unknown: bool,
+    api: str = DEFAULT_API,
+) -> tuple[list[PlanItem], dict[str, JobOutcome]]:
+    """Follow or leave the jobs that other runs claimed (one listing, then one read per claimed
+    job): returns the items to run and the outcomes of the jobs left to their holders."""
+    held = claims.keys()
+    run: list[PlanItem] = []
+    left: dict[str, JobOutcome] = {}
+    for item in items:
+        job = item.job
+        if item.action not in ("submit", "changed", "unknown") or (
+            (job.name, job.spec_hash) not in held
+        ):
+            run.append(item)
+            continue
+        claim = claims.read(job.name, job.spec_hash)
+        ended = store.get(job.name, job.spec_hash)
+        if (
+            claim is not None
+            and ended is not None
+            and ended.state in ("success", "failed")
+            and claim.task_id == ended.task_id
+        ):
+            # the claim's task is over (failed, or done and --replace asks for a new one)
+            claims.unlock(job.name, job.spec_hash)
+            claim = None
+        if claim is None:
+            run.append(item)
+        elif claim.task_id is not None:
+            run.append(_follow(item, store, claim, api))
+        elif claims.is_dead(claim) and store.get(job.name, job.spec_hash) is None:
+            # its runner died before writing "submitting": the create never left
+            claims.unlock(job.name, job.spec_hash)
+            run.append(item)
+        elif claims.is_dead(claim):
+            if item.action == "unknown":
+                run.append(item)
+            elif not resubmit_unknown:
+                why = (
+                    f"claimed by {claim.holder()}, which is gone: the task may exist; "
+                    "use --resubmit-unknown to submit it again"
+                )
+                run.append(replace(item, action="unknown", reason=why))
+            else:
+                claims.unlock(job.name, job.spec_hash)  # --resubmit-unknown: the user said so
+                run.append(item)
+        else:
+            message = f"claimed by {claim.holder()} (no task id yet): left to that run"
+            left[job.name] = JobOutcome(job.name, "claimed", False, item.record, message)
+    return run, left
 
-    Only call with the out dir's lock held: then no download of another run is in progress.
-    """
-    removed = []
-    for part in out_dir.rglob(".*.part"):
-        with contextlib.suppress(FileNotFoundError):
-            part.unlink()
-            removed.append(part)
-    return removed
+
+def _follow(item: PlanItem, store: RecordStore, claim: Claim, api: str) -> PlanItem:
+    """A job another run created: wait for (or download) its task; never create it again."""
+    job = item.job
+    record = store.get(job.name, job.spec_hash) or Record(
+        job=job.name,
+        spec=job.file,
+        spec_hash=job.spec_hash,
+        state="submitted",
+        video=version_path(job.output, job.spec_hash),
+        image=job.subject_image,
+        source_hash=job.source_hash,
+        api=api,
+    )
+    record = record.evolve(state="submitted", task_id=claim.task_id, error=None)
+    why = f"claimed by {claim.holder()}: follow its task {claim.task_id}"
+    return PlanItem(job, "resume", why, record)
 
 
 async def execute(
@@ -155,26 +249,61 @@ async def execute(
     Holds the out dir's lock for the whole run. Serves the callback listener (on its own
     thread) only when there is work to do and callbacks can reach it.
     """
+    with_listener = needs_listener(target, settings)
+    runner_id = RunIdentity.this_process()
+    out: OutDir = open_out(
+        settings.out or settings.config.out_dir, run_id=runner_id.run_id, preview=settings.preview
+    )
+    LIVE_RUNS.add(runner_id.run_id)
+    try:
+        return await _execute_in(out, jobs, target, settings, runner_id, with_listener, on_event)
+    finally:
+        LIVE_RUNS.discard(runner_id.run_id)
+
+
+async def _execute_in(
+    out: OutDir,
+    jobs: Sequence[JobSpec],
+    target: Target,
+    settings: RunSettings,
+    runner_id: RunIdentity,
+    with_listener: bool,
+    on_event: EventSink | None,
+) -> RunResult:
     from mmgen.api.client import MiniMaxClient
     from mmgen.api.ratelimit import RateLimiter
     from mmgen.run.listener import CallbackListener
 
-    with_listener = needs_listener(target, settings)
-    await asyncio.to_thread(refuse_nested_out_dirs, settings.config.out_dir)
-    store = RecordStore(settings.config.out_dir)
+    store = out.records
+    config = replace(settings.config, out_dir=store.out_dir)
+    if out.local:
+        await asyncio.to_thread(refuse_nested_out_dirs, store.home)
     with store.lock():
         refuse_rehearsal_over_real_records(jobs, store, settings.config.api)
-        mark_interrupted_submits(store)
-        await asyncio.to_thread(remove_partial_downloads, store.out_dir)
+        claims = Claims(out.store, runner_id)
+        await asyncio.to_thread(mark_interrupted_submits, store, claims)
         items = await asyncio.to_thread(
             plan,
             jobs,
             store,
             replace=settings.replace,
             resubmit_unknown=settings.resubmit_unknown,
+            verify=settings.verify,
             api=settings.config.api,
         )
+        items, left = await asyncio.to_thread(
+            meet_claims,
+            items,
+            store,
+            claims,
+            resubmit_unknown=settings.resubmit_unknown,
+            api=settings.config.api,
+        )
+        items = await asyncio.to_thread(_previews, store, items, settings.preview)
+        if not out.local:
+            items = await asyncio.to_thread(_restore_in_store, out, items)
         enforce_max_tasks(items, settings.max_tasks, resubmit_unknown=settings.resubmit_unknown)
+        store.claims = claims
         busy = any(item.action in ("submit", "changed", "resume") for item in items)
         if busy and not target.api_key:
             raise UsageError("no MiniMax API key", hint="set MINIMAX_API_KEY, or use --mock")
@@ -197,5 +326,57 @@ async def execute(
                 )
                 await listener.start()
                 stack.push_async_callback(listener.stop)
-            runner = Runner(client, store, settings.config, listener=listener, on_event=on_event)
-            return await runner.run(items)
+            runner = Runner(client, store, config, listener=listener, on_event=on_event)
+            result = await runner.run(items)
+        return _with_claimed(result, [job.name for job in jobs], left, claims)
+
+
+def _previews(store: RecordStore, items: list[PlanItem], preview: bool) -> list[PlanItem]:
+    """``--preview`` leaves every ``NAME.mp4`` as it is; a normal run adopts each reviewed
+    preview it meets: its record stops being a preview and ``NAME.mp4`` becomes that video
+    (a local or server-side copy: no task, no download)."""
+    done = []
+    for item in items:
+        if item.action == "skip" and preview:
+            version = version_path(item.job.output, item.job.spec_hash)
+            item = replace(item, restore=False, video=item.video or version)
+        elif item.action == "skip" and item.record is not None and item.record.preview:
+            adopted = store.put(item.record.evolve(preview=False))
+            why = "a reviewed preview becomes current (no task, no download)"
+            item = replace(item, record=adopted, restore=True, reason=why)
+        done.append(item)
+    return done
+
+
+def _restore_in_store(out: OutDir, items: list[PlanItem]) -> list[PlanItem]:
+    """In an object store, a skipped version that must become ``NAME.mp4`` again (or move to
+    its version file) is copied there server side; the runner then only skips it."""
+    done = []
+    for item in items:
+        version = version_path(item.job.output, item.job.spec_hash)
+        if item.action == "skip" and (item.restore or (item.video and item.video != version)):
+            source = item.video or version
+            if source != version:
+                out.store.copy(source, version)
+            if not out.records.preview:
+                out.store.copy(version, item.job.output)
+            item = replace(item, video=version, restore=False)
+        done.append(item)
+    return done
+
+
+def _with_claimed(
+    result: RunResult, names: list[str], left: dict[str, JobOutcome], claims: Claims
+) -> RunResult:
+    """The run's outcomes with the jobs left to other runs: those met before the run, and
+    those whose claim another run took first, between plan and create."""
+    outcomes = []
+    for outcome in result.outcomes:
+        met = claims.met.get(outcome.job)
+        if met is not None and not outcome.ok:
+            outcome = JobOutcome(outcome.job, "claimed", False, outcome.record, met.one_line())
+        outcomes.append(outcome)
+    outcomes += left.values()
+    order = {name: index for index, name in enumerate(names)}
+    outcomes.sort(key=lambda o: order.get(o.job, 0))
+    return RunResult(outcomes, stopped=result.stopped, warnings=result.warnings)

@@ -8,10 +8,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from mmgen.errors import EXIT_FAILED, EXIT_OK
+from mmgen.errors import EXIT_FAILED, EXIT_LOCKED, EXIT_OK
 from mmgen.state.records import Record
 
-Action = Literal["submit", "skip", "resume", "changed", "unknown"]
+#: What a run does with a job (``claimed``: another run claimed this version first and has no
+#: task id yet; the job is left to it).
+Action = Literal["submit", "skip", "resume", "changed", "unknown", "claimed"]
 
 
 @dataclass(frozen=True)
@@ -67,4 +69,10 @@ class RunResult:
 
     @property
     def exit_code(self) -> int:
-        return EXIT_OK if self.ok else EXIT_FAILED
+        """0 all ok; 75 when the only jobs not done were left to other runs (claimed: try
+        again later); 1 otherwise."""
+        if self.ok:
+            return EXIT_OK
+        if self.stopped is None and all(o.ok or o.action == "claimed" for o in self.outcomes):
+            return EXIT_LOCKED
+        return EXIT_FAILED

@@ -15,15 +15,18 @@ Every version of a job keeps its own video, ``NAME.<hash8>.mp4`` (:func:`version
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from mmgen.errors import UsageError
 from mmgen.run.outcomes import Action
+from mmgen.state import fingerprints
 from mmgen.state.records import DEFAULT_API, MOCK_API, Record, RecordStore, describe_api
+from mmgen.state.store import Entry
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec
@@ -50,6 +53,15 @@ def version_path(output: str, spec_hash: str) -> str:
     return str(path.with_name(f"{path.stem}.{spec_hash[:8]}{path.suffix}"))
 
 
+def current_path(video: str, spec_hash: str) -> str:
+    """``NAME.<hash8>.mp4`` -> ``NAME.mp4`` (the inverse of :func:`version_path`)."""
+    path = PurePosixPath(video)
+    tag = f".{spec_hash[:8]}"
+    if not path.stem.endswith(tag):
+        return video
+    return str(path.with_name(path.stem[: -len(tag)] + path.suffix))
+
+
 def file_sha256(path: Path) -> str | None:
     """sha256 of a file, streamed; None when it does not exist."""
     digest = hashlib.sha256()
@@ -68,12 +80,18 @@ def plan(
     *,
     replace: Collection[str] = (),
     resubmit_unknown: bool = False,
+    verify: bool = False,
+    videos: Videos | None = None,
     api: str = DEFAULT_API,
 ) -> list[PlanItem]:
     """Decide, per job, what a run against ``api`` (a :attr:`Record.api` identity) does.
-    Reads files (sha256 of existing videos): call it off the event loop
-    (``asyncio.to_thread``) inside a run."""
-    return [_plan_one(job, store, replace, resubmit_unknown, api) for job in jobs]
+    Checks the videos of recorded successes (their fingerprints; ``verify``: their bytes),
+    through ``videos`` when given (read ahead: ``store.videos(verify=...)``): call it off the
+    event loop inside a run."""
+    videos = videos or store.videos(verify=verify)
+    items = [_plan_one(job, store, videos, replace, resubmit_unknown, api) for job in jobs]
+    videos.save()
+    return items
 
 
 def refuse_rehearsal_over_real_records(
@@ -97,7 +115,12 @@ def refuse_rehearsal_over_real_records(
 
 
 def _plan_one(
-    job: JobSpec, store: RecordStore, replace: Collection[str], resubmit_unknown: bool, api: str
+    job: JobSpec,
+    store: RecordStore,
+    videos: Videos,
+    replace: Collection[str],
+    resubmit_unknown: bool,
+    api: str,
 ) -> PlanItem:
     record = store.get(job.name, job.spec_hash)
     if job.name in replace:
@@ -111,7 +134,7 @@ def _plan_one(
             return PlanItem(job, "changed", changed_reason(job, others[-1]), others[-1])
         return PlanItem(job, "submit", "new job")
     if record.state == "success":
-        return _plan_success(job, store.out_dir, record)
+        return _plan_success(job, videos, record)
     if record.state == "submitted":
         reason = f"in flight: re-attach to task {record.task_id}"
         if record.error is not None:
@@ -142,28 +165,96 @@ def changed_reason(job: JobSpec, previous: Record) -> str:
     return "job file changed since the last run"
 
 
-def _plan_success(job: JobSpec, out_dir: Path, record: Record) -> PlanItem:
+class Videos(Protocol):
+    """How plan checks the videos of recorded successes: a folder's files, or an object
+    store's listing (:meth:`RecordStore.videos`)."""
+
+    def intact(self, path: str, record: Record) -> bool:
+        """Whether ``path`` holds the video ``record`` describes."""
+
+    def holds(self, current: str, version: str, record: Record) -> bool:
+        """Whether ``current`` (``NAME.mp4``) already is the video at ``version``."""
+
+    def save(self) -> None:
+        """Keep what was learned (hashes of unchanged files) for the next plan."""
+
+
+class FolderVideos:
+    """The videos of a local out dir, checked by sha256; a video whose size and mtime match
+    its fingerprint (:mod:`mmgen.state.fingerprints`) is not read again unless ``verify``."""
+
+    def __init__(self, out_dir: Path, *, verify: bool = False) -> None:
+        self.out_dir = out_dir
+        self.verify = verify
+        self.known = fingerprints.load(out_dir)
+        self.learned: fingerprints.Fingerprints = {}
+
+    def sha256(self, path: str, size: int | None = None) -> str | None:
+        """The file's sha256 (trusted from its fingerprint when it is unchanged); None when
+        it is missing, or not ``size`` bytes long (then it cannot be the recorded video)."""
+        try:
+            stat = (self.out_dir / path).stat()
+        except OSError:
+            return None
+        if size is not None and stat.st_size != size:
+            return None
+        known = self.known.get(path)
+        if not self.verify and known and known[:2] == (stat.st_size, stat.st_mtime_ns):
+            return known[2]
+        digest = file_sha256(self.out_dir / path)
+        if digest is not None:
+            self.learned[path] = self.known[path] = (stat.st_size, stat.st_mtime_ns, digest)
+        return digest
+
+    def intact(self, path: str, record: Record) -> bool:
+        return record.sha256 is not None and self.sha256(path, record.bytes) == record.sha256
+
+    def holds(self, current: str, version: str, record: Record) -> bool:
+        with contextlib.suppress(OSError):
+            if (self.out_dir / current).samefile(self.out_dir / version):
+                return True
+        return self.sha256(current, record.bytes) == record.sha256
+
+    def save(self) -> None:
+        fingerprints.save(self.out_dir, self.learned)
+        self.learned = {}
+
+
+class ListedVideos:
+    """The videos of an object store, checked against one listing (size and ETag): a bounded
+    number of requests, whatever the number of jobs."""
+
+    def __init__(
+        self, listing: Mapping[str, Entry], hasher: Callable[[str], str | None] | None = None
+    ) -> None:
+        self.listing = listing
+        self.hasher = hasher  # --verify: each video's bytes, streamed
+
+    def intact(self, path: str, record: Record) -> bool:
+        entry = self.listing.get(path)
+        if entry is None or (record.bytes is not None and entry.size != record.bytes):
+            return False
+        return self.hasher is None or self.hasher(path) == record.sha256
+
+    def holds(self, current: str, version: str, record: Record) -> bool:
+        now, wanted = self.listing.get(current), self.listing.get(version)
+        return now is not None and wanted is not None and now.fingerprint == wanted.fingerprint
+
+    def save(self) -> None:
+        pass
+
+
+def _plan_success(job: JobSpec, videos: Videos, record: Record) -> PlanItem:
     """A recorded success is skipped when this version's video is intact: in its version file,
     or (records of older mmgen versions, a moved ``output``) where the record says it is."""
     wanted = version_path(job.output, job.spec_hash)
     candidates = [wanted] + [p for p in (record.video,) if p and p != wanted]
     for candidate in candidates:
-        if record.sha256 is not None and file_sha256(out_dir / candidate) == record.sha256:
-            current = out_dir / job.output
-            if candidate != job.output and not _holds(current, out_dir / candidate, record):
+        if videos.intact(candidate, record):
+            if candidate != job.output and not videos.holds(job.output, candidate, record):
                 why = f"done; {job.output} becomes this version again (a local copy)"
                 return PlanItem(job, "skip", why, record, video=candidate, restore=True)
             return PlanItem(job, "skip", "done", record, video=candidate)
     return PlanItem(
         job, "resume", f"video missing or altered: download file {record.file_id} again", record
     )
-
-
-def _holds(current: Path, version: Path, record: Record) -> bool:
-    """Whether ``current`` (``NAME.mp4``) already is this version: the same file, or a copy."""
-    try:
-        if current.samefile(version):
-            return True
-    except OSError:
-        return False
-    return file_sha256(current) == record.sha256
