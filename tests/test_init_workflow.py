@@ -151,7 +151,8 @@ class Runner:
 
     def __init__(self, workflow: dict[str, Any], remote: Path, folder: Path, run_id: int) -> None:
         self.job = workflow["jobs"]["run"]
-        self.env = {**os.environ, **workflow.get("env", {}), **self.job.get("env", {})}
+        declared = {**workflow.get("env", {}), **self.job.get("env", {})}
+        self.env = {**os.environ, **{k: expression(str(v), {}) for k, v in declared.items()}}
         self.env.update(GITHUB_REF_NAME="main", GITHUB_STEP_SUMMARY=os.devnull)
         self.env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
         for variable in ("MINIMAX_API_KEY", "GIT_DIR", "GIT_WORK_TREE"):
@@ -173,7 +174,7 @@ class Runner:
         values |= {f"secrets.{name}": value for name, value in secrets.items()}
 
         def expand(text: str) -> str:
-            return re.sub(r"\$\{\{\s*([\w.]+)\s*\}\}", lambda m: values[m.group(1)], text)
+            return expression(text, values)
 
         env = {**self.env, **{k: expand(str(v)) for k, v in step.get("env", {}).items()}}
         done = subprocess.run(
@@ -186,6 +187,25 @@ class Runner:
         )
         self.logs.append(done.stdout + done.stderr)
         assert done.returncode == 0, f"{step.get('name', step['run'])}:\n{self.logs[-1]}"
+
+
+def expression(text: str, values: dict[str, str]) -> str:
+    """GitHub's `${{ a || 'b' }}` expressions as the workflow uses them: names from ``values``
+    (no repository variables are set here: `vars.*` and unknown secrets are empty), quoted
+    literals, and `||` (the first non-empty)."""
+
+    def value(term: str) -> str:
+        term = term.strip()
+        if term.startswith("'") and term.endswith("'"):
+            return term[1:-1]
+        if term.startswith(("vars.", "secrets.")):
+            return values.get(term, "")
+        return values[term]
+
+    def evaluate(match: re.Match[str]) -> str:
+        return next((v for v in map(value, match.group(1).split("||")) if v), "")
+
+    return re.sub(r"\$\{\{(.*?)\}\}", evaluate, text)
 
 
 def push_a_job(dev: Path, name: str) -> str:

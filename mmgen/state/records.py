@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -68,6 +69,11 @@ STATES: tuple[State, ...] = ("submitting", "submitted", "success", "failed", "un
 
 JOURNAL = "records.jsonl"
 LOCK = ".lock"
+#: Space held back for the journal while a run writes it (``OUT/.mmgen/reserve-PID``): when
+#: the disk fills, the reserve is given up so the record that follows a paid create (its task
+#: id) still fits. 1 MiB holds a few thousand records.
+RESERVE_DIR = ".mmgen"
+RESERVE_BYTES = 1024 * 1024
 
 #: The API a record was made against (:attr:`Record.api`): MiniMax's default origin (also what
 #: records written before the field existed count as), or the mock ``run --mock`` starts.
@@ -307,6 +313,8 @@ class RecordStore:
         self.alone = True
         self._fingerprints: fingerprints.Fingerprints = {}  # of the videos this run wrote
         self._cut_to: int | None = None  # the journal's good length, when a cut-back is owed
+        self._reserve: Path | None = None  # space held back for the journal (RESERVE_BYTES)
+        self._reserve_wanted = False
         self._load()
 
     # --- reading ---------------------------------------------------------------------------
@@ -402,6 +410,7 @@ class RecordStore:
         """Open the journal for appending; a new journal is created at the first write, so a
         run that records nothing (refused by the spending guard, nothing to do) leaves none."""
         self._writable = True
+        self._reserve_wanted = True  # taken at the first append: a run that records nothing
         existed = self.path.exists()
         if not existed:
             return
@@ -416,6 +425,7 @@ class RecordStore:
 
     def _close_journal(self) -> None:
         self._writable = False
+        self._give_up_reserve()
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
@@ -522,6 +532,9 @@ class RecordStore:
             raise StateError("outcome records are not open for writing (no lock held)")
         # encoded first: a record that cannot be (a non-UTF-8 name) never leaves an empty journal
         data = "".join(_journal_line(record) for record in records).encode("utf-8")
+        if self._reserve_wanted:  # before the first record, so before anything is paid for
+            self._reserve_wanted = False
+            self._reserve = _hold_reserve(self.home, tidy=self.alone)
         if self._fd is None:  # the first record of this out dir: create the journal
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
             fsync_dir(self.home)
@@ -537,16 +550,34 @@ class RecordStore:
             while written < len(data):
                 written += os.write(self._fd, view[written:])
             os.fsync(self._fd)
-        except OSError:
-            # Part of a line may be in the file (disk full mid-write): cut it off, so the next
-            # append does not join the fragment (one corrupt line in the middle of the journal).
-            if not self.alone:  # another runner may have appended since: never cut its line
-                self._torn_tail = True  # the next append starts a line of its own
-                raise
-            with contextlib.suppress(OSError):  # else cut before the next append, or never
-                self._cut_to = good
-                self._cut_back(self._fd, good)
+        except OSError as err:
+            if err.errno in _FULL and self._give_up_reserve():
+                # the disk filled: the reserve's space takes this append (a task id, maybe)
+                self._after_failed_append(good)
+                self._append(records)
+                return
+            self._after_failed_append(good)
             raise
+
+    def _give_up_reserve(self) -> bool:
+        """Delete the journal's reserve file, freeing its space; False when there was none."""
+        reserve, self._reserve = self._reserve, None
+        if reserve is None:
+            return False
+        with contextlib.suppress(OSError):
+            reserve.unlink()
+        return True
+
+    def _after_failed_append(self, good: int) -> None:
+        assert self._fd is not None
+        # Part of a line may be in the file (disk full mid-write): cut it off, so the next
+        # append does not join the fragment (one corrupt line in the middle of the journal).
+        if not self.alone:  # another runner may have appended since: never cut its line
+            self._torn_tail = True  # the next append starts a line of its own
+            return
+        with contextlib.suppress(OSError):  # else cut before the next append, or never
+            self._cut_to = good
+            self._cut_back(self._fd, good)
 
     def _cut_back(self, fd: int, size: int) -> None:
         """Truncate the journal to ``size``, its length after the last good append."""
@@ -598,6 +629,35 @@ def refuse_nested_out_dirs(out_dir: Path) -> None:
                 f"out dir {out_dir} holds the out dir {folder} (it holds {JOURNAL})",
                 hint="use another folder: out dirs must not contain each other",
             )
+
+
+#: errno values of a full disk or quota
+_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
+def _hold_reserve(home: Path, *, tidy: bool) -> Path | None:
+    """Allocate this process's journal reserve (:data:`RESERVE_BYTES` of real blocks); with
+    ``tidy`` (no other runner), first remove the reserves that killed runs left. None when the
+    space cannot be had: the run's room check then refuses to pay for anything."""
+    folder = home / RESERVE_DIR
+    path = folder / f"reserve-{os.getpid()}"
+    try:
+        folder.mkdir(exist_ok=True)
+        if tidy:
+            for stale in folder.glob("reserve-*"):
+                stale.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    except OSError:
+        return None
+    try:
+        os.posix_fallocate(fd, 0, RESERVE_BYTES)
+        os.fsync(fd)
+    except OSError:
+        os.close(fd)
+        path.unlink(missing_ok=True)
+        return None
+    os.close(fd)
+    return path
 
 
 def remove_partial_downloads(out_dir: Path) -> list[Path]:
