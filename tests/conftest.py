@@ -18,6 +18,7 @@ any project that installs mmgen), so the suite exercises what users get:
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
@@ -32,6 +33,16 @@ from mock_server.clock import Clock
 from mock_server.testing.harness import MinimaxMock, MockService
 from tests.client_support import BASE, KEY, TLS, policy
 from tests.fakes import Sleeps
+
+# No test may look for cloud credentials on the network (the AWS credential chain ends at the
+# instance metadata address): dummy keys for every test and every process a test starts; the
+# object-store tests set their own, for moto's server on loopback.
+for _name, _value in {
+    "AWS_ACCESS_KEY_ID": "test-no-credentials",
+    "AWS_SECRET_ACCESS_KEY": "test-no-credentials",
+    "AWS_EC2_METADATA_DISABLED": "true",
+}.items():
+    os.environ.setdefault(_name, _value)
 
 pytest_plugins = ["pytester"]
 
