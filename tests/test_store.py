@@ -402,6 +402,14 @@ def test_a_preview_is_adopted_by_the_next_run_without_paying_again(
     assert now["fresh"]["preview"] is True  # a new job's only version: shown, marked
     assert not _exists(out, "fresh.mp4")
     assert read_video(out, "job0.mp4") == read_video(out, v1["job0"]["video"])
+    # the gallery shows what is current (v1) and marks the previews
+    page = read_video(out, "index.html").decode("utf-8")
+    card = page[page.index('id="job-job0"') :]
+    card = card[: card.index("</article>")]
+    assert v1["job0"]["video"] in card.split("<details")[0]  # the card plays v1, not the preview
+    assert 'class="mark preview"' in card  # the preview is in the history, marked
+    fresh = page[page.index('id="job-fresh"') :]
+    assert '<span class="state preview">preview</span>' in fresh[: fresh.index("</article>")]
 
     merged = cli(["run", str(specs), *base])
     assert merged.exit_code == 0, merged.output

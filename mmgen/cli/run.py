@@ -233,9 +233,11 @@ def save_gallery(out: OutDir, prompts: dict[str, str]) -> str:
     from mmgen.state.store import LocalStore
 
     records = out.records.records()
+    current = {record.key for record in out.records.current()}  # previews are not current
     if isinstance(out.store, LocalStore):
-        return str(write_gallery(out.store.root, records, prompts))
-    out.store.put("index.html", "".join(gallery_parts(records, prompts)).encode("utf-8"))
+        return str(write_gallery(out.store.root, records, prompts, current=current))
+    page = "".join(gallery_parts(records, prompts, current=current))
+    out.store.put("index.html", page.encode("utf-8"))
     return f"{out.store.url}/index.html"
 
 
