@@ -48,8 +48,9 @@ def finished_state(jobs_file: Path, video_bytes: int) -> tuple[bytes, dict[str, 
     """The records (``records.jsonl``) and the videos a run of every job leaves: each job's
     version file ``NAME.<hash8>.mp4`` (distinct bytes) under its key."""
     from mmgen.jobfile.spec import load_jobs
+    from mmgen.state.journal import journal_bytes
     from mmgen.state.planning import version_path
-    from mmgen.state.records import Record, journal_bytes, utc_now
+    from mmgen.state.records import Record, utc_now
 
     records, videos = [], {}
     block = os.urandom(video_bytes)

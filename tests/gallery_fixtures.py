@@ -6,7 +6,8 @@ import shutil
 from pathlib import Path
 
 from mmgen.state.changes import request_snapshot
-from mmgen.state.records import Record, RecordError, RecordStore
+from mmgen.state.journal import RecordStore
+from mmgen.state.records import Record, RecordError
 from mock_server.media.video import VideoSpec, render_video
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from mmgen.cli import main
 from mmgen.jobfile.spec import load_jobs, validate_paths
-from mmgen.state.records import RecordStore
+from mmgen.state.journal import RecordStore
 from tests.fakes import FakeClient
 from tests.test_runner_unit import run_jobs
 

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from mmgen.cli import main
 from mmgen.report import render_gallery, write_gallery
 from mmgen.report.gallery import thumbnail_data_url
-from mmgen.state.records import RecordStore
+from mmgen.state.journal import RecordStore
 from tests.gallery_fixtures import FACE, XSS_PROMPT, make_out_dir
 
 

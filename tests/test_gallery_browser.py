@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from mmgen.report import write_gallery
-from mmgen.state.records import RecordStore
+from mmgen.state.journal import RecordStore
 from tests.gallery_fixtures import make_out_dir
 
 BROWSER = next(

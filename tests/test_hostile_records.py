@@ -12,7 +12,8 @@ from click.testing import CliRunner
 
 from mmgen.cli import main
 from mmgen.errors import StateError
-from mmgen.state.records import JOURNAL, Record, RecordStore
+from mmgen.state.journal import JOURNAL, RecordStore
+from mmgen.state.records import Record
 
 GOOD = {"job": "seed", "spec": "specs/seed.yaml", "spec_hash": "h1", "state": "submitting"}
 SPEC = """\

@@ -18,7 +18,7 @@ from mmgen import __version__
 from mmgen.cli import main
 from mmgen.project.scaffold import scaffold_files
 from mmgen.schemas import bundled_schema
-from mmgen.state.records import RecordStore
+from mmgen.state.journal import RecordStore
 
 ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = [

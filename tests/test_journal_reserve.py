@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mmgen.state.records import RESERVE_DIR, Record, RecordStore
+from mmgen.state.journal import RESERVE_DIR, RecordStore
+from mmgen.state.records import Record
 
 
 def make(job: str = "a", **kw) -> Record:

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from mmgen.cli import main
-from mmgen.state.records import JOURNAL
+from mmgen.state.journal import JOURNAL
 
 SPEC = """\
 name: seed

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from mmgen.cli import main
 from mmgen.jobfile.spec import JobSpec, load_jobs
 from mmgen.state.changes import request_snapshot
-from mmgen.state.records import Record, RecordError, RecordStore
+from mmgen.state.journal import RecordStore
+from mmgen.state.records import Record, RecordError
 
 FACE = Path(__file__).resolve().parent.parent / "specs" / "images" / "face.png"
 

@@ -18,7 +18,8 @@ from mmgen import __version__
 from mmgen.cli import main
 from mmgen.jobfile.spec import load_jobs
 from mmgen.state.changes import request_snapshot, word_diff
-from mmgen.state.records import Record, RecordStore
+from mmgen.state.journal import RecordStore
+from mmgen.state.records import Record
 
 HERE = Path(__file__).resolve().parent
 FACE = HERE.parent / "specs" / "images" / "face.png"

@@ -30,8 +30,8 @@ from mmgen.run.runner import (
     RunConfig,
     Runner,
 )
+from mmgen.state.journal import RecordStore
 from mmgen.state.planning import plan, version_path
-from mmgen.state.records import RecordStore
 from tests.fakes import VIDEO, FakeClient, Job
 from tests.test_runner_unit import run_jobs
 

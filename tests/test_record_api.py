@@ -11,7 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from mmgen.cli import main
-from mmgen.state.records import JOURNAL, api_identity
+from mmgen.state.journal import JOURNAL
+from mmgen.state.records import api_identity
 
 SPEC = """\
 name: seed

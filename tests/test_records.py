@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from mmgen.errors import StateError
-from mmgen.state.records import JOURNAL, Record, RecordError, RecordStore
+from mmgen.state.journal import JOURNAL, RecordStore
+from mmgen.state.records import Record, RecordError
 
 
 def make(job: str = "a", spec_hash: str = "h1", **kw) -> Record:

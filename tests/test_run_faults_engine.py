@@ -159,7 +159,7 @@ def test_a_write_failing_mid_run_ends_it_with_one_line_and_keeps_the_records(
 def test_a_task_id_that_cannot_be_recorded_is_named_in_the_error(
     start_mock: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mmgen.state.records import RecordStore
+    from mmgen.state.journal import RecordStore
 
     real_write = RecordStore.write
 

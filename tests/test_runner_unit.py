@@ -15,8 +15,9 @@ from mmgen.run.execute import mark_interrupted_submits
 from mmgen.run.listener import CallbackListener
 from mmgen.run.outcomes import JobEvent
 from mmgen.run.runner import ApiClient, RunConfig, Runner
+from mmgen.state.journal import RecordStore
 from mmgen.state.planning import PlanItem, plan, version_path
-from mmgen.state.records import Record, RecordStore
+from mmgen.state.records import Record
 from tests.fakes import VIDEO, FakeClient, Job
 
 

@@ -29,6 +29,7 @@ from mmgen.run.outcomes import EventSink, JobOutcome, RunResult
 from mmgen.run.runner import RunConfig, Runner
 from mmgen.serving import LOOPBACK_HOSTS
 from mmgen.state.claims import LIVE_RUNS, Claim, Claims, RunIdentity
+from mmgen.state.journal import RecordStore, refuse_nested_out_dirs
 from mmgen.state.outdir import OutDir, open_out
 from mmgen.state.planning import (
     PlanItem,
@@ -37,13 +38,7 @@ from mmgen.state.planning import (
     version_path,
 )
 from mmgen.state.pricing import enforce_max_tasks
-from mmgen.state.records import (
-    DEFAULT_API,
-    Record,
-    RecordError,
-    RecordStore,
-    refuse_nested_out_dirs,
-)
+from mmgen.state.records import DEFAULT_API, Record, RecordError
 
 if TYPE_CHECKING:
     from mmgen.jobfile.spec import JobSpec

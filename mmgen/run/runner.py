@@ -61,12 +61,12 @@ from mmgen.errors import (
 from mmgen.run.listener import Pushes
 from mmgen.run.outcomes import EventSink, JobEvent, JobOutcome, RunResult
 from mmgen.state.files import publish
+from mmgen.state.journal import RecordStore
 from mmgen.state.planning import PlanItem, version_path
 from mmgen.state.records import (
     DEFAULT_API,
     Record,
     RecordError,
-    RecordStore,
     record_error,
     request_snapshot,
     utc_now,

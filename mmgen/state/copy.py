@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mmgen.state.claims import CLAIMS
+from mmgen.state.journal import JOURNAL, journal_bytes
 from mmgen.state.outdir import OutDir
 from mmgen.state.planning import current_path
-from mmgen.state.records import JOURNAL, Record, journal_bytes
+from mmgen.state.records import Record
 
 
 @dataclass

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mmgen.state.records import JOURNAL, RecordStore
+from mmgen.state.journal import JOURNAL, RecordStore
 from mmgen.state.store import LocalStore, Store, open_store
 
 if TYPE_CHECKING:

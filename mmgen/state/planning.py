@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Protocol
 from mmgen.errors import UsageError
 from mmgen.run.outcomes import Action
 from mmgen.state import fingerprints
-from mmgen.state.records import DEFAULT_API, MOCK_API, Record, RecordStore, describe_api
+from mmgen.state.journal import RecordStore
+from mmgen.state.records import DEFAULT_API, MOCK_API, Record, describe_api
 from mmgen.state.store import Entry
 
 if TYPE_CHECKING:

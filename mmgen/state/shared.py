@@ -34,8 +34,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mmgen.errors import StateError
+from mmgen.state.journal import JOURNAL, RecordStore, journal_bytes, parse_journal
 from mmgen.state.planning import current_path
-from mmgen.state.records import JOURNAL, Record, RecordStore, journal_bytes, parse_journal
+from mmgen.state.records import Record
 from mmgen.state.store import Entry, Store, check_conditional_writes
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ COMPACT_TRIES = 5
 
 class SharedRecordStore(RecordStore):
     """The outcome records of an out dir in an object store (same interface as the local
-    :class:`~mmgen.state.records.RecordStore`; ``out_dir`` is the local staging folder)."""
+    :class:`~mmgen.state.journal.RecordStore`; ``out_dir`` is the local staging folder)."""
 
     def __init__(
         self, store: Store, staging: Path | None = None, *, run_id: str = "", preview: bool = False
