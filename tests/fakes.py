@@ -12,6 +12,16 @@ from typing import Any
 from mmgen.api.client import Download, FileInfo, TaskStatus
 from mmgen.jobfile.spec import JobSpec
 
+#: One valid S2V-01 job file (a subject URL: nothing to read), for tests of the CLI's edges.
+SEED_SPEC = """\
+name: seed
+model: S2V-01
+prompt: A girl runs toward the camera.
+subject_reference:
+  - type: character
+    image: [https://example.org/face.jpg]
+"""
+
 
 class Sleeps:
     """An injectable sleep that only records what it was asked to wait."""

@@ -14,16 +14,9 @@ from mmgen.cli import main
 from mmgen.errors import StateError
 from mmgen.state.journal import JOURNAL, RecordStore
 from mmgen.state.records import Record
+from tests.fakes import SEED_SPEC as SPEC
 
 GOOD = {"job": "seed", "spec": "specs/seed.yaml", "spec_hash": "h1", "state": "submitting"}
-SPEC = """\
-name: seed
-model: S2V-01
-prompt: A girl runs toward the camera.
-subject_reference:
-  - type: character
-    image: [https://example.org/face.jpg]
-"""
 
 #: (a bad line, what the message says is wrong)
 HOSTILE = [

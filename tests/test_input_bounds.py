@@ -13,15 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from mmgen.cli import main
-
-SPEC = """\
-name: seed
-model: S2V-01
-prompt: A girl runs toward the camera.
-subject_reference:
-  - type: character
-    image: [https://example.org/face.jpg]
-"""
+from tests.fakes import SEED_SPEC as SPEC
 
 
 @pytest.fixture

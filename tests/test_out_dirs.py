@@ -11,15 +11,8 @@ from click.testing import CliRunner
 
 from mmgen.cli import main
 from mmgen.state.journal import JOURNAL
+from tests.fakes import SEED_SPEC as SPEC
 
-SPEC = """\
-name: seed
-model: S2V-01
-prompt: A girl runs toward the camera.
-subject_reference:
-  - type: character
-    image: [https://example.org/face.jpg]
-"""
 RECORD = {"job": "other", "spec": "s.yaml", "spec_hash": "h", "state": "submitted", "task_id": "1"}
 
 

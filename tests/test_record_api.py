@@ -13,15 +13,8 @@ from click.testing import CliRunner
 from mmgen.cli import main
 from mmgen.state.journal import JOURNAL
 from mmgen.state.records import api_identity
+from tests.fakes import SEED_SPEC as SPEC
 
-SPEC = """\
-name: seed
-model: S2V-01
-prompt: A girl runs toward the camera.
-subject_reference:
-  - type: character
-    image: [https://example.org/face.jpg]
-"""
 FAST = ["--poll-interval", "0.2", "--timeout", "60", "--rpm", "0"]
 
 
